@@ -1,0 +1,182 @@
+"""The records that flow from the pure decoder to the writer.
+
+``drain.batch.decode_batch`` turns one request body into a :class:`DecodedBatch`;
+the web layer wraps it with the request's identity into a :class:`PendingBatch`;
+``drain.writer.Writer`` commits it and answers with a :class:`WriteResult`.
+
+Nothing here does I/O. Every frame of a body gets exactly one :class:`Outcome`
+(stored-to-be, quarantined with a :class:`QuarantineReason`, or not an event), and
+the counts in :class:`Ledger` add up to the frames received.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+
+class EventRow(NamedTuple):
+    """One application event, in the column order of ``raw_events`` that the decoder fills.
+
+    A NamedTuple so that the writer can hand rows to COPY without building new objects.
+
+    Fields:
+        event_time: the syslog TIMESTAMP (RFC 5424 §6.2.3) converted to UTC, tz-aware.
+        tag: the text between ``@[`` and ``]``, e.g. ``production.pay``.
+        payload: the JSON object exactly as received (validated, UTF-8 text), stored as jsonb.
+        facility: PRI // 8 (RFC 5424 §6.2.1), 0..23.
+        severity: PRI % 8, 0..7.
+        hostname: HOSTNAME field (Logplex: ``host``, or the drain token on old drains).
+        app_name: APP-NAME field (Logplex: ``app`` for the app's own output, ``heroku`` for
+            platform lines).
+        proc_id: PROCID field (Logplex: the dyno, e.g. ``web.1``).
+    """
+
+    event_time: datetime
+    tag: str
+    payload: str
+    facility: int
+    severity: int
+    hostname: str
+    app_name: str
+    proc_id: str
+
+
+class QuarantineReason(enum.StrEnum):
+    """Why a frame that carries (or may carry) an event could not be stored as one.
+
+    Each member says who emits it. The value is what the ``quarantine.reason`` column holds.
+    """
+
+    #: framing (drain.framing): the body stops making sense as octet-counted frames at some
+    #: byte offset; the rest of the body (bounded) is kept as one quarantine row.
+    BAD_FRAMING = "bad_framing"
+    #: framing: a frame longer than the configured maximum; skipped by its count, raw truncated.
+    FRAME_TOO_LONG = "frame_too_long"
+    #: syslog (drain.syslog): the RFC 5424 header does not parse, and the frame contains ``@[``.
+    BAD_SYSLOG_HEADER = "bad_syslog_header"
+    #: event (drain.events): the text between ``@[`` and ``]`` is not a valid tag.
+    BAD_TAG = "bad_tag"
+    #: event: the tag is not followed by exactly one space and a JSON value.
+    BAD_SEPARATOR = "bad_separator"
+    #: event: MSG is not valid UTF-8.
+    INVALID_UTF8 = "invalid_utf8"
+    #: event: the JSON does not parse (syntax, truncation, trailing garbage, NaN, too deep).
+    INVALID_JSON = "invalid_json"
+    #: event: valid JSON, but not an object (an array, a string, a number...).
+    NOT_AN_OBJECT = "not_an_object"
+    #: event: the JSON holds U+0000, which PostgreSQL's jsonb cannot store.
+    NUL_IN_JSON = "nul_in_json"
+    #: batch (drain.batch): the event's TIMESTAMP is outside the acceptance window.
+    OUT_OF_WINDOW = "out_of_window"
+    #: writer (drain.writer): PostgreSQL refused the row (data error) although the parser
+    #: accepted it; the database's message is kept in ``detail``.
+    REJECTED_BY_DATABASE = "rejected_by_database"
+
+
+class QuarantineRow(NamedTuple):
+    """A frame (or the unframeable rest of a body) kept for a human to look at.
+
+    Fields:
+        reason: why it was not stored as an event.
+        detail: a short human explanation, e.g. ``"JSON: unexpected character at column 3"``.
+        raw: the frame's bytes as received (for BAD_FRAMING: the rest of the body), cut to
+            the configured bound.
+        raw_bytes: the length in bytes of the frame before any cut.
+        frame_offset: byte offset of the frame (its length prefix) in the decoded body.
+        event_time: the syslog TIMESTAMP in UTC when the header parsed, else None.
+        tag: the tag when one was read, else None.
+    """
+
+    reason: QuarantineReason
+    detail: str
+    raw: bytes
+    raw_bytes: int
+    frame_offset: int
+    event_time: datetime | None
+    tag: str | None
+
+
+class Outcome(enum.StrEnum):
+    """The one outcome each frame of a body gets in the decoder."""
+
+    EVENT = "event"
+    QUARANTINED = "quarantined"
+    NOT_AN_EVENT = "not_an_event"
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Counts for one decoded body. ``frames == events + quarantined + not_events``.
+
+    ``framing_error`` is set (with its byte offset) when the body stops being well-framed;
+    the unframeable rest is one BAD_FRAMING quarantine row and is not counted in ``frames``.
+    """
+
+    body_bytes: int = 0
+    frames: int = 0
+    events: int = 0
+    quarantined: int = 0
+    not_events: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    not_events_by_kind: dict[str, int] = field(default_factory=dict)
+    framing_error: str | None = None
+    framing_error_offset: int | None = None
+    #: the request's Logplex-Msg-Count header, if it had one
+    msg_count_header: int | None = None
+
+    @property
+    def msg_count_mismatch(self) -> bool:
+        """True when Logplex-Msg-Count was sent and differs from the frames found."""
+        return self.msg_count_header is not None and self.msg_count_header != self.frames
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """What the pure decoder made of one body: rows to store, rows to quarantine, counts."""
+
+    events: list[EventRow]
+    quarantined: list[QuarantineRow]
+    ledger: Ledger
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    """A decoded body plus the identity of the request that carried it; the writer's input.
+
+    Fields:
+        drain_token: the ``Logplex-Drain-Token`` header (``d.<uuid>``), or None.
+        frame_id: the ``Logplex-Frame-Id`` header, else log-shuttle's ``X-Request-Id``, or
+            None. Logplex resends a failed POST with the same frame id, so
+            (drain_token, frame_id) identifies a batch across retries.
+        received_at: when the request arrived, UTC.
+        events / quarantined: from :class:`DecodedBatch`.
+        size_bytes: bytes this batch holds in memory (for the write queue's byte bound).
+    """
+
+    drain_token: str | None
+    frame_id: str | None
+    received_at: datetime
+    events: list[EventRow]
+    quarantined: list[QuarantineRow]
+    size_bytes: int
+
+
+@dataclass(slots=True, frozen=True)
+class WriteResult:
+    """What the writer did with one :class:`PendingBatch`, once its transaction committed.
+
+    Fields:
+        duplicate: (drain_token, frame_id) was already committed; nothing was added.
+        events_stored: rows added to ``raw_events``.
+        quarantined: rows added to ``quarantine`` (including REJECTED_BY_DATABASE ones).
+        rejected_by_database: events the parser accepted but PostgreSQL refused; they are
+            in ``quarantined`` too.
+    """
+
+    duplicate: bool
+    events_stored: int
+    quarantined: int
+    rejected_by_database: int = 0

@@ -1,0 +1,1 @@
+"""SQL shipped with drain: ``migrations/`` (applied in order by ``drain migrate``)."""
