@@ -1,0 +1,753 @@
+"""The group-commit writer: from :class:`~drain.records.PendingBatch` to committed rows.
+
+Each POST's decoded batch is handed to :meth:`Writer.submit`, which queues it and waits.
+One flush task takes the queued batches of many concurrent requests together (up to
+``flush_max_events`` rows, or whatever arrived within ``flush_max_delay_s`` of the
+oldest) and writes them in ONE transaction::
+
+    1. ensure the daily partitions of the group's days      (own short transaction)
+    2. BEGIN
+       INSERT INTO received_batches ... ON CONFLICT DO NOTHING RETURNING key
+                                  -> batches whose key did not come back are duplicates
+       COPY raw_events (binary)   <- events of the non-duplicate batches
+       COPY quarantine (binary)   <- their quarantine rows
+       COMMIT
+    3. answer every request with its WriteResult
+
+A request is answered only after its rows are committed. The ledger row
+(drain_token, frame_id) is written in the same transaction as the rows, so Logplex's
+retry of a POST whose answer was lost (same Logplex-Frame-Id) adds nothing: exactly once.
+
+Failures, by who is to blame (see :func:`classify_error`):
+
+=====================  ==========================================  =======================
+class                  examples                                    what the writer does
+=====================  ==========================================  =======================
+``UNAVAILABLE``        OSError, TimeoutError, 08xxx, 53xxx,        every request of the
+                       57xxx (57P01 admin shutdown, 57P03 cannot   group gets
+                       connect now, 57014 canceled), 58xxx,        DatabaseUnavailable
+                       55P03 lock timeout, 25006 read-only,        (web: 503; Logplex
+                       closed connection                           retries, ledger dedups)
+``RETRY``              40001 serialization, 40P01 deadlock          retry the group, up to
+                                                                   ``max_retries`` times,
+                                                                   then DatabaseUnavailable
+``MISSING_PARTITION``  23514 "no partition of relation found"      forget the partition
+                                                                   cache, retry the group
+``DATA``               class 22 (jsonb/numeric/encoding), 54000,   redo the group with one
+                       asyncpg.DataError, UnicodeEncodeError       savepoint per batch,
+                                                                   bisect the bad batch,
+                                                                   quarantine refused rows
+                                                                   REJECTED_BY_DATABASE
+``UNEXPECTED``         anything else (42P01 not migrated, bugs)    logged; every request of
+                                                                   the group gets that
+                                                                   exception
+=====================  ==========================================  =======================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from drain.database import Conn
+from drain.partitions import PartitionCache, utc_day
+from drain.records import EventRow, PendingBatch, QuarantineReason, WriteResult
+
+__all__ = [
+    "DatabaseUnavailable",
+    "ErrorClass",
+    "QueueFull",
+    "Writer",
+    "WriterClosed",
+    "WriterConfig",
+    "WriterStats",
+    "classify_error",
+]
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "event_time",
+    "tag",
+    "payload",
+    "facility",
+    "severity",
+    "hostname",
+    "app_name",
+    "proc_id",
+    "received_at",
+    "drain_token",
+    "frame_id",
+)
+QUARANTINE_COLUMNS = (
+    "received_at",
+    "reason",
+    "detail",
+    "raw",
+    "raw_bytes",
+    "frame_offset",
+    "event_time",
+    "tag",
+    "drain_token",
+    "frame_id",
+)
+
+_CLAIM_SQL = """
+INSERT INTO received_batches (drain_token, frame_id, received_at, events, quarantined)
+SELECT t, f, r, e, q
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::int[]) AS u(t, f, r, e, q)
+ORDER BY t, f
+ON CONFLICT DO NOTHING
+RETURNING drain_token, frame_id
+"""
+
+_UPDATE_LEDGER_SQL = """
+UPDATE received_batches SET events = $3, quarantined = $4
+WHERE drain_token = $1 AND frame_id = $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    """Tuning of the :class:`Writer`. Counts are rows (events plus quarantine rows).
+
+    Fields:
+        flush_max_events: flush as soon as this many rows are queued.
+        flush_max_delay_s: or when the oldest queued batch has waited this long, seconds.
+        queue_max_events: past this many queued rows, submit() raises QueueFull.
+        queue_max_bytes: past this many queued bytes (PendingBatch.size_bytes), QueueFull.
+            A batch is always accepted into an empty queue, however big.
+        partitions_ahead_days: partitions are kept for today and this many days ahead.
+        command_timeout_s: bound on one attempt to write a group (acquire a connection,
+            ensure partitions, the transaction, COMMIT), seconds. Past it the group's
+            requests get DatabaseUnavailable.
+        max_retries: retries of a group after a deadlock/serialization failure or a
+            missing partition.
+        max_quarantine_raw_bytes: raw bytes kept for an event PostgreSQL refused.
+    """
+
+    flush_max_events: int = 5000
+    flush_max_delay_s: float = 0.05
+    queue_max_events: int = 200_000
+    queue_max_bytes: int = 64 * 2**20
+    partitions_ahead_days: int = 2
+    command_timeout_s: float = 30.0
+    max_retries: int = 3
+    max_quarantine_raw_bytes: int = 65536
+
+
+class QueueFull(Exception):
+    """The write queue is past its bounds; answer 503 with ``Retry-After: retry_after_s``."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"write queue full; retry after {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
+
+
+class DatabaseUnavailable(Exception):
+    """The batch could not be committed for a transient reason (answer 503).
+
+    The commit's outcome may be unknown (the connection died during COMMIT); a retry
+    with the same frame id is safe because of the received_batches ledger.
+    """
+
+
+class WriterClosed(Exception):
+    """The writer is closing or closed and takes no more batches (answer 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """A snapshot of the writer's counters since start. Times are UTC, durations seconds.
+
+    ``queue_events``/``queue_bytes`` include the group being written.
+    """
+
+    queue_events: int
+    queue_bytes: int
+    queue_batches: int
+    last_commit_at: datetime | None
+    commits: int
+    batches_committed: int
+    events_stored: int
+    quarantined_stored: int
+    rejected_by_database: int
+    duplicates: int
+    db_errors: int
+    last_error: str | None
+    last_error_at: datetime | None
+    last_flush_batches: int
+    last_flush_events: int
+    last_flush_duration_s: float | None
+
+
+class ErrorClass(enum.Enum):
+    """What the writer does about an exception raised while writing a group."""
+
+    UNAVAILABLE = "unavailable"
+    RETRY = "retry"
+    MISSING_PARTITION = "missing_partition"
+    DATA = "data"
+    UNEXPECTED = "unexpected"
+
+
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+_UNAVAILABLE_SQLSTATES = frozenset({"55P03", "25006"})
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def classify_error(exc: BaseException) -> ErrorClass:
+    """Sort an exception from a write attempt into an :class:`ErrorClass` (table above)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        code = str(exc.sqlstate or "")
+        if code in _RETRY_SQLSTATES:
+            return ErrorClass.RETRY
+        if code[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or code in _UNAVAILABLE_SQLSTATES:
+            return ErrorClass.UNAVAILABLE
+        if code[:2] == "22" or code == "54000":
+            return ErrorClass.DATA
+        if code == "23514" and "no partition" in str(exc):
+            return ErrorClass.MISSING_PARTITION
+        return ErrorClass.UNEXPECTED
+    # asyncpg.DataError: the client could not encode a value (subclass of InterfaceError).
+    if isinstance(exc, asyncpg.DataError | UnicodeEncodeError):
+        return ErrorClass.DATA
+    if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError | OSError | TimeoutError):
+        return ErrorClass.UNAVAILABLE
+    if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+        return ErrorClass.UNAVAILABLE
+    return ErrorClass.UNEXPECTED
+
+
+def _no_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold U+0000; replace it so a quarantine row always fits."""
+    if text is None or "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd")
+
+
+def _describe(exc: BaseException) -> str:
+    code = getattr(exc, "sqlstate", None)
+    text = f"{type(exc).__name__}: {exc}"
+    return f"{code} {text}" if code else text
+
+
+@dataclass(slots=True, eq=False)
+class _Item:
+    """One queued batch and the future its request awaits."""
+
+    batch: PendingBatch
+    future: asyncio.Future[WriteResult]
+    enqueued_at: float
+    rows: int
+    token: str
+    frame_id: str | None
+
+
+@dataclass(slots=True)
+class _Counters:
+    commits: int = 0
+    batches_committed: int = 0
+    events_stored: int = 0
+    quarantined_stored: int = 0
+    rejected_by_database: int = 0
+    duplicates: int = 0
+    db_errors: int = 0
+    last_commit_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_flush_batches: int = 0
+    last_flush_events: int = 0
+    last_flush_duration_s: float | None = None
+    recent_rows_per_s: float = field(default=0.0)
+
+
+class _GroupFailed(Exception):
+    """Internal: the group could not be written; ``answer`` goes to every request."""
+
+    def __init__(self, answer: BaseException) -> None:
+        super().__init__(str(answer))
+        self.answer = answer
+
+
+class Writer:
+    """Group-commit writer over an asyncpg pool. See the module docstring.
+
+    Usage::
+
+        writer = Writer(pool, WriterConfig())
+        await writer.start()
+        result = await writer.submit(batch)   # after COMMIT
+        await writer.close()
+
+    The writer holds at most one pool connection at a time (one flush task).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, config: WriterConfig = WriterConfig()) -> None:
+        self._pool = pool
+        self._config = config
+        self._partitions = PartitionCache()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._waiting_rows = 0
+        self._queue_rows = 0
+        self._queue_bytes = 0
+        self._queue_batches = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._counters = _Counters()
+
+    @property
+    def config(self) -> WriterConfig:
+        """The configuration given to the constructor."""
+        return self._config
+
+    @property
+    def partitions(self) -> PartitionCache:
+        """This writer's cache of days known to have a partition."""
+        return self._partitions
+
+    async def start(self) -> None:
+        """Load the partition cache, create partitions ahead, start the flush task.
+
+        A database that cannot be reached now is logged and recorded in ``stats()``
+        (requests will get DatabaseUnavailable until it is back); partitions are also
+        created on demand.
+
+        Raises:
+            RuntimeError: already started. asyncpg.PostgresError: other database errors,
+                e.g. UndefinedFunctionError when the migrations were not applied.
+        """
+        if self._task is not None:
+            raise RuntimeError("Writer.start() called twice")
+        try:
+            async with asyncio.timeout(self._config.command_timeout_s):
+                async with self._pool.acquire() as conn:
+                    await self._partitions.load(conn)
+                    await self._partitions.ensure(conn, self._days_ahead())
+        except Exception as exc:
+            if classify_error(exc) is not ErrorClass.UNAVAILABLE:
+                raise
+            self._note_error(exc)
+            log.warning("writer start: database unavailable (%s); continuing", _describe(exc))
+        self._task = asyncio.create_task(self._run(), name="drain-writer-flush")
+
+    async def submit(self, batch: PendingBatch) -> WriteResult:
+        """Queue ``batch`` and return its :class:`WriteResult` once its rows are committed.
+
+        Raises:
+            QueueFull: the queue is past ``queue_max_events``/``queue_max_bytes``
+                (raised at once, nothing queued).
+            WriterClosed: close() has begun, or start() was not called.
+            DatabaseUnavailable: transient failure; retry with the same frame id.
+            Exception: any unexpected error while writing this batch's group (logged).
+        """
+        if self._closing or self._task is None:
+            raise WriterClosed("the writer is closed" if self._closing else "writer not started")
+        rows = len(batch.events) + len(batch.quarantined)
+        cfg = self._config
+        if self._queue_batches and (
+            self._queue_rows + rows > cfg.queue_max_events
+            or self._queue_bytes + batch.size_bytes > cfg.queue_max_bytes
+        ):
+            raise QueueFull(self._retry_after_s())
+        loop = asyncio.get_running_loop()
+        item = _Item(
+            batch=batch,
+            future=loop.create_future(),
+            enqueued_at=loop.time(),
+            rows=rows,
+            token=_no_nul(batch.drain_token) or "",
+            frame_id=_no_nul(batch.frame_id),
+        )
+        self._queue.append(item)
+        self._waiting_rows += rows
+        self._queue_rows += rows
+        self._queue_bytes += batch.size_bytes
+        self._queue_batches += 1
+        self._wake.set()
+        return await item.future
+
+    async def close(self, timeout_s: float = 20.0) -> None:
+        """Stop taking batches, flush everything queued, answer every waiter, stop.
+
+        Bounded by ``timeout_s`` seconds; requests still waiting then get WriterClosed
+        (or DatabaseUnavailable for a group whose COMMIT was in flight). Idempotent.
+        """
+        self._closing = True
+        self._wake.set()
+        task = self._task
+        if task is not None and not task.done():
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                log.warning("writer close: flush did not finish in %.1f s; stopping it", timeout_s)
+                task.cancel()
+                await asyncio.wait({task})
+        self._fail_waiting(WriterClosed("the writer closed before this batch was written"))
+
+    def stats(self) -> WriterStats:
+        """A snapshot of queue depth and counters (see :class:`WriterStats`)."""
+        c = self._counters
+        return WriterStats(
+            queue_events=self._queue_rows,
+            queue_bytes=self._queue_bytes,
+            queue_batches=self._queue_batches,
+            last_commit_at=c.last_commit_at,
+            commits=c.commits,
+            batches_committed=c.batches_committed,
+            events_stored=c.events_stored,
+            quarantined_stored=c.quarantined_stored,
+            rejected_by_database=c.rejected_by_database,
+            duplicates=c.duplicates,
+            db_errors=c.db_errors,
+            last_error=c.last_error,
+            last_error_at=c.last_error_at,
+            last_flush_batches=c.last_flush_batches,
+            last_flush_events=c.last_flush_events,
+            last_flush_duration_s=c.last_flush_duration_s,
+        )
+
+    # -- the flush task --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self._config
+        group: list[_Item] = []
+        try:
+            while True:
+                while not self._queue:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                deadline = self._queue[0].enqueued_at + cfg.flush_max_delay_s
+                while not self._closing and self._waiting_rows < cfg.flush_max_events:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._wake.clear()
+                    try:
+                        async with asyncio.timeout(remaining):
+                            await self._wake.wait()
+                    except TimeoutError:
+                        break
+                group = self._take_group()
+                await self._flush(group)
+                group = []
+        except asyncio.CancelledError:
+            self._answer_failed(
+                group, DatabaseUnavailable("writer stopped before the COMMIT was confirmed")
+            )
+            raise
+        except BaseException as exc:
+            # A bug in the writer itself: never leave a request waiting forever.
+            log.exception("writer flush task failed; closing the writer")
+            self._closing = True
+            self._answer_failed(group, exc)
+            self._fail_waiting(WriterClosed(f"writer failed: {_describe(exc)}"))
+            raise
+
+    def _take_group(self) -> list[_Item]:
+        group: list[_Item] = []
+        rows = 0
+        limit = self._config.flush_max_events
+        while self._queue and (not group or rows + self._queue[0].rows <= limit):
+            item = self._queue.popleft()
+            rows += item.rows
+            self._waiting_rows -= item.rows
+            group.append(item)
+        return group
+
+    def _release(self, group: Sequence[_Item]) -> None:
+        for item in group:
+            self._queue_rows -= item.rows
+            self._queue_bytes -= item.batch.size_bytes
+            self._queue_batches -= 1
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        waiting = list(self._queue)
+        self._queue.clear()
+        self._waiting_rows = 0
+        self._answer_failed(waiting, exc)
+
+    def _answer_failed(self, group: Sequence[_Item], exc: BaseException) -> None:
+        self._release(group)
+        for item in group:
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+    def _note_error(self, exc: BaseException) -> None:
+        self._counters.db_errors += 1
+        self._counters.last_error = _describe(exc)
+        self._counters.last_error_at = datetime.now(UTC)
+
+    def _retry_after_s(self) -> float:
+        rate = self._counters.recent_rows_per_s
+        if rate <= 0:
+            return 1.0
+        return max(1.0, min(30.0, self._queue_rows / rate))
+
+    def _days_ahead(self) -> list[date]:
+        today = datetime.now(UTC).date()
+        return [today + timedelta(days=n) for n in range(self._config.partitions_ahead_days + 1)]
+
+    async def _flush(self, group: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            results = await self._write_with_retries(group)
+        except _GroupFailed as failed:
+            self._answer_failed(group, failed.answer)
+            return
+        elapsed = loop.time() - started
+        c = self._counters
+        c.commits += 1
+        c.last_commit_at = datetime.now(UTC)
+        c.last_flush_batches = len(group)
+        c.last_flush_events = sum(item.rows for item in group)
+        c.last_flush_duration_s = elapsed
+        if elapsed > 0:
+            c.recent_rows_per_s = c.last_flush_events / elapsed
+        self._release(group)
+        for item, result in zip(group, results, strict=True):
+            if result.duplicate:
+                c.duplicates += 1
+            else:
+                c.batches_committed += 1
+            c.events_stored += result.events_stored
+            c.quarantined_stored += result.quarantined
+            c.rejected_by_database += result.rejected_by_database
+            if not item.future.done():
+                item.future.set_result(result)
+
+    async def _write_with_retries(self, group: list[_Item]) -> list[WriteResult]:
+        """Write ``group``; raise _GroupFailed with the answer for its requests."""
+        isolate = False
+        retries = 0
+        last: BaseException | None = None
+        # Bounded: each pass either returns, raises, switches to isolation (once), or
+        # uses one of max_retries retries.
+        for _ in range(self._config.max_retries + 2):
+            try:
+                async with asyncio.timeout(self._config.command_timeout_s):
+                    return await self._write_group(group, isolate=isolate)
+            except Exception as exc:
+                last = exc
+                kind = classify_error(exc)
+                if kind is ErrorClass.DATA and not isolate:
+                    log.info("data error in a group of %d batches; isolating", len(group))
+                    isolate = True
+                    continue
+                if kind in (ErrorClass.RETRY, ErrorClass.MISSING_PARTITION):
+                    if retries < self._config.max_retries:
+                        retries += 1
+                        if kind is ErrorClass.MISSING_PARTITION:
+                            self._partitions.forget()
+                        self._note_error(exc)
+                        log.info("retrying group after %s", _describe(exc))
+                        continue
+                    self._note_error(exc)
+                    raise _GroupFailed(
+                        DatabaseUnavailable(f"gave up after {retries} retries: {_describe(exc)}")
+                    ) from exc
+                self._note_error(exc)
+                if kind is ErrorClass.UNAVAILABLE:
+                    log.warning("database unavailable: %s", _describe(exc))
+                    raise _GroupFailed(DatabaseUnavailable(_describe(exc))) from exc
+                log.exception("unexpected error writing a group of %d batches", len(group))
+                raise _GroupFailed(exc) from exc
+        raise _GroupFailed(DatabaseUnavailable(f"gave up: {_describe(last) if last else '?'}"))
+
+    async def _write_group(self, group: list[_Item], *, isolate: bool) -> list[WriteResult]:
+        conn = await self._pool.acquire()
+        try:
+            days = {utc_day(ev.event_time) for item in group for ev in item.batch.events}
+            days.update(self._days_ahead())
+            await self._partitions.ensure(conn, days)
+            async with conn.transaction():
+                duplicate = await self._claim(conn, group)
+                if isolate:
+                    return await self._copy_isolated(conn, group, duplicate)
+                return await self._copy_group(conn, group, duplicate)
+        except BaseException as exc:
+            # A server-reported error leaves the connection usable; anything else
+            # (lost connection, timeout/cancel mid-statement) may not: drop it.
+            if not isinstance(exc, asyncpg.PostgresError):
+                conn.terminate()
+            raise
+        finally:
+            await self._pool.release(conn)
+
+    async def _claim(self, conn: Conn, group: list[_Item]) -> list[bool]:
+        """Insert the group's ledger keys; return, per batch, whether it is a duplicate."""
+        duplicate = [False] * len(group)
+        first: dict[tuple[str, str], int] = {}
+        for i, item in enumerate(group):
+            if item.frame_id is None:
+                continue
+            key = (item.token, item.frame_id)
+            if key in first:
+                duplicate[i] = True  # the same key twice in one group: the first wins
+            else:
+                first[key] = i
+        if not first:
+            return duplicate
+        keys = sorted(first)
+        items = [group[first[k]] for k in keys]
+        rows = await conn.fetch(
+            _CLAIM_SQL,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [it.batch.received_at for it in items],
+            [len(it.batch.events) for it in items],
+            [len(it.batch.quarantined) for it in items],
+        )
+        claimed = {(r["drain_token"], r["frame_id"]) for r in rows}
+        for key, i in first.items():
+            if key not in claimed:
+                duplicate[i] = True
+        return duplicate
+
+    @staticmethod
+    def _event_records(item: _Item) -> list[tuple[object, ...]]:
+        tail = (item.batch.received_at, item.batch.drain_token and item.token, item.frame_id)
+        return [ev + tail for ev in item.batch.events]
+
+    @staticmethod
+    def _quarantine_records(item: _Item) -> list[tuple[object, ...]]:
+        b = item.batch
+        token = b.drain_token and item.token
+        return [
+            (
+                b.received_at,
+                str(q.reason),
+                _no_nul(q.detail) or "",
+                q.raw,
+                q.raw_bytes,
+                q.frame_offset,
+                q.event_time,
+                _no_nul(q.tag),
+                token,
+                item.frame_id,
+            )
+            for q in b.quarantined
+        ]
+
+    async def _copy_group(
+        self, conn: Conn, group: list[_Item], duplicate: list[bool]
+    ) -> list[WriteResult]:
+        events: list[tuple[object, ...]] = []
+        quarantine: list[tuple[object, ...]] = []
+        results: list[WriteResult] = []
+        for item, dup in zip(group, duplicate, strict=True):
+            if dup:
+                results.append(WriteResult(duplicate=True, events_stored=0, quarantined=0))
+                continue
+            events.extend(self._event_records(item))
+            quarantine.extend(self._quarantine_records(item))
+            results.append(
+                WriteResult(
+                    duplicate=False,
+                    events_stored=len(item.batch.events),
+                    quarantined=len(item.batch.quarantined),
+                )
+            )
+        if events:
+            await conn.copy_records_to_table("raw_events", records=events, columns=EVENT_COLUMNS)
+        if quarantine:
+            await conn.copy_records_to_table(
+                "quarantine", records=quarantine, columns=QUARANTINE_COLUMNS
+            )
+        return results
+
+    async def _copy_isolated(
+        self, conn: Conn, group: list[_Item], duplicate: list[bool]
+    ) -> list[WriteResult]:
+        """Like _copy_group, but one savepoint per batch; bisect a batch that fails."""
+        results: list[WriteResult] = []
+        quarantine: list[tuple[object, ...]] = []
+        for item, dup in zip(group, duplicate, strict=True):
+            if dup:
+                results.append(WriteResult(duplicate=True, events_stored=0, quarantined=0))
+                continue
+            rejected = await self._copy_bisect(conn, self._event_records(item))
+            rejected_records = [self._rejected_record(item, row, why) for row, why in rejected]
+            quarantine.extend(self._quarantine_records(item))
+            quarantine.extend(rejected_records)
+            stored = len(item.batch.events) - len(rejected)
+            quarantined = len(item.batch.quarantined) + len(rejected)
+            if rejected and item.frame_id is not None:
+                await conn.execute(
+                    _UPDATE_LEDGER_SQL, item.token, item.frame_id, stored, quarantined
+                )
+            results.append(
+                WriteResult(
+                    duplicate=False,
+                    events_stored=stored,
+                    quarantined=quarantined,
+                    rejected_by_database=len(rejected),
+                )
+            )
+        if quarantine:
+            await conn.copy_records_to_table(
+                "quarantine", records=quarantine, columns=QUARANTINE_COLUMNS
+            )
+        return results
+
+    async def _copy_bisect(
+        self, conn: Conn, records: list[tuple[object, ...]]
+    ) -> list[tuple[tuple[object, ...], str]]:
+        """COPY ``records`` under savepoints, halving any chunk PostgreSQL refuses.
+
+        Returns the refused single rows with the server's message. At most
+        2 * len(records) COPYs (a binary tree over the rows).
+        """
+        rejected: list[tuple[tuple[object, ...], str]] = []
+        stack = [records] if records else []
+        for _ in range(2 * len(records) + 1):
+            if not stack:
+                break
+            chunk = stack.pop()
+            try:
+                async with conn.transaction():
+                    await conn.copy_records_to_table(
+                        "raw_events", records=chunk, columns=EVENT_COLUMNS
+                    )
+            except Exception as exc:
+                if classify_error(exc) is not ErrorClass.DATA:
+                    raise
+                if len(chunk) == 1:
+                    rejected.append((chunk[0], _describe(exc)))
+                else:
+                    mid = len(chunk) // 2
+                    stack.append(chunk[mid:])
+                    stack.append(chunk[:mid])
+        return rejected
+
+    def _rejected_record(
+        self, item: _Item, row: tuple[object, ...], why: str
+    ) -> tuple[object, ...]:
+        ev = EventRow(*row[: len(EventRow._fields)])  # type: ignore[arg-type]
+        raw = f"@[{ev.tag}] {ev.payload}".encode("utf-8", "backslashreplace")
+        limit = self._config.max_quarantine_raw_bytes
+        return (
+            item.batch.received_at,
+            str(QuarantineReason.REJECTED_BY_DATABASE),
+            _no_nul(why) or "",
+            raw[:limit],
+            len(raw),
+            None,
+            ev.event_time,
+            _no_nul(ev.tag),
+            item.batch.drain_token and item.token,
+            item.frame_id,
+        )
