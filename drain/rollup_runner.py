@@ -24,10 +24,12 @@ from drain.rollups import RollupSpec, bucket_floor, parse_rollup, window_for_tic
 
 __all__ = [
     "RollupQueryError",
+    "RollupStatus",
     "RunKind",
     "RunResult",
     "backfill_windows",
     "load_rollups",
+    "rollup_status",
     "run_window",
 ]
 
@@ -205,9 +207,7 @@ async def _tick_done(conn: _Conn, name: str, tick: datetime) -> bool:
     return found is not None
 
 
-async def _late_events(
-    conn: _Conn, spec: RollupSpec, start: datetime, horizon_s: float
-) -> int:
+async def _late_events(conn: _Conn, spec: RollupSpec, start: datetime, horizon_s: float) -> int:
     """Events received since the previous successful scheduled run, timed before ``start``.
 
     No earlier run will count them again: they are beyond the lateness allowance.
@@ -231,9 +231,7 @@ async def _late_events(
     return count
 
 
-async def _replace_window(
-    conn: _Conn, spec: RollupSpec, start: datetime, end: datetime
-) -> int:
+async def _replace_window(conn: _Conn, spec: RollupSpec, start: datetime, end: datetime) -> int:
     stmt = await conn.prepare(spec.query_sql)
     columns = [attr.name for attr in stmt.get_attributes()]
     if "bucket" not in columns:
@@ -250,3 +248,59 @@ async def _replace_window(
     )
     # status is "INSERT 0 <rows>"
     return int(status.rsplit(" ", 1)[1])
+
+
+@dataclass(frozen=True, slots=True)
+class RollupStatus:
+    """Where one rollup stands, for ``/health`` and ``drain rollup list``.
+
+    Fields:
+        rollup: the name.
+        last_window_end: end (UTC) of the newest successfully completed window, or None.
+        lag_s: seconds from ``last_window_end`` to now, or None when it never ran.
+        last_run_at: when the newest run of any kind finished or failed, or None.
+        last_error: that run's error, None when it succeeded.
+        late_events: late events reported by successful scheduled runs in the last 24 hours.
+    """
+
+    rollup: str
+    last_window_end: datetime | None
+    lag_s: float | None
+    last_run_at: datetime | None
+    last_error: str | None
+    late_events: int
+
+
+async def rollup_status(pool: asyncpg.Pool, names: list[str], now: datetime) -> list[RollupStatus]:
+    """Read ``rollup_runs`` for each named rollup; one query, bounded by the index."""
+    rows = await pool.fetch(
+        """SELECT n.rollup,
+                  (SELECT max(window_end) FROM rollup_runs r
+                    WHERE r.rollup = n.rollup AND r.error IS NULL
+                      AND r.kind = 'scheduled') AS last_window_end,
+                  last.finished_at AS last_run_at, last.error AS last_error,
+                  (SELECT coalesce(sum(late_events), 0) FROM rollup_runs r
+                    WHERE r.rollup = n.rollup AND r.kind = 'scheduled'
+                      AND r.finished_at > $2 - interval '24 hours') AS late_events
+             FROM unnest($1::text[]) AS n(rollup)
+             LEFT JOIN LATERAL (
+                  SELECT finished_at, error FROM rollup_runs r
+                   WHERE r.rollup = n.rollup ORDER BY r.id DESC LIMIT 1) AS last ON true
+            ORDER BY n.rollup""",
+        names,
+        now,
+    )
+    out = []
+    for r in rows:
+        end = r["last_window_end"]
+        out.append(
+            RollupStatus(
+                rollup=r["rollup"],
+                last_window_end=end,
+                lag_s=(now - end).total_seconds() if end is not None else None,
+                last_run_at=r["last_run_at"],
+                last_error=r["last_error"],
+                late_events=int(r["late_events"]),
+            )
+        )
+    return out
