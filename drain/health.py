@@ -1,0 +1,159 @@
+"""Counters since start, the database probe, and the ``GET /health`` document.
+
+``GET /health`` needs no credentials and reveals no secrets: no URL, no host name, no user
+name, no body bytes; a failed probe reports only the exception's class name.
+
+The document (JSON)::
+
+    {"status": "ok" | "database_unreachable",
+     "database": {"reachable": true, "latency_ms": 0.41, "error": null},
+     "writer": {"queue_events": 0, "queue_bytes": 0, "last_commit_at": "2026-...Z", ...},
+     "counters": {"started_at": "...", "requests_by_status": {"200": 12, "401": 1},
+                  "batches": 12, "body_bytes": 8760, "frames": 120, "events_stored": 100,
+                  "quarantined": 3, "quarantined_by_reason": {"invalid_json": 3},
+                  "not_events": 17, "duplicates": 1, "msg_count_mismatches": 0,
+                  "msg_count_invalid": 0}}
+
+Answered with 200 when the database answers ``SELECT 1`` within the probe timeout, 503 when
+it does not (so a load balancer or ``curl --fail`` sees the outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from drain.records import Ledger, WriteResult
+
+__all__ = ["Counters", "DatabaseProbe", "health_document", "jsonable", "probe_database"]
+
+#: seconds the ``SELECT 1`` probe may take before the database counts as unreachable
+PROBE_TIMEOUT_S = 2.0
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the web process saw since it started; one instance per app (``app.state``).
+
+    Fields:
+        requests_by_status: POST /logs answers by HTTP status.
+        batches: bodies decoded. body_bytes: their decoded size in bytes.
+        frames / not_events: from each body's :class:`~drain.records.Ledger` (counted when
+            decoded, even if the write then fails and Logplex retries).
+        events_stored / quarantined_by_reason: rows committed (duplicates add nothing).
+        duplicates: batches whose (drain token, frame id) was already committed.
+        msg_count_mismatches: Logplex-Msg-Count differed from the frames found.
+        msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
+    """
+
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    requests_by_status: Counter[int] = field(default_factory=Counter)
+    batches: int = 0
+    body_bytes: int = 0
+    frames: int = 0
+    events_stored: int = 0
+    quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    not_events: int = 0
+    duplicates: int = 0
+    msg_count_mismatches: int = 0
+    msg_count_invalid: int = 0
+
+    def record_decoded(self, ledger: Ledger) -> None:
+        """Count one decoded body (whether or not its write succeeds)."""
+        self.batches += 1
+        self.body_bytes += ledger.body_bytes
+        self.frames += ledger.frames
+        self.not_events += ledger.not_events
+        if ledger.msg_count_mismatch:
+            self.msg_count_mismatches += 1
+
+    def record_written(self, ledger: Ledger, result: WriteResult) -> None:
+        """Count what the writer committed for one body."""
+        if result.duplicate:
+            self.duplicates += 1
+            return
+        self.events_stored += result.events_stored
+        self.quarantined_by_reason.update(ledger.quarantined_by_reason)
+        if result.rejected_by_database:
+            self.quarantined_by_reason["rejected_by_database"] += result.rejected_by_database
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as JSON-able values (status codes as string keys)."""
+        return {
+            "started_at": self.started_at.isoformat(),
+            "requests_by_status": {str(k): v for k, v in sorted(self.requests_by_status.items())},
+            "batches": self.batches,
+            "body_bytes": self.body_bytes,
+            "frames": self.frames,
+            "events_stored": self.events_stored,
+            "quarantined": sum(self.quarantined_by_reason.values()),
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "not_events": self.not_events,
+            "duplicates": self.duplicates,
+            "msg_count_mismatches": self.msg_count_mismatches,
+            "msg_count_invalid": self.msg_count_invalid,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseProbe:
+    """Result of one ``SELECT 1``: reachable, round trip in milliseconds, error class name."""
+
+    reachable: bool
+    latency_ms: float | None
+    error: str | None
+
+
+async def probe_database(pool: asyncpg.Pool, timeout_s: float = PROBE_TIMEOUT_S) -> DatabaseProbe:
+    """Run ``SELECT 1`` on a pooled connection, bounded by ``timeout_s`` seconds in total
+    (waiting for a connection included). Never raises for a database fault."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_s), pool.acquire() as connection:
+            await connection.fetchval("SELECT 1")
+    except TimeoutError:
+        return DatabaseProbe(False, None, f"no answer within {timeout_s:g} s")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        return DatabaseProbe(False, None, type(error).__name__)
+    return DatabaseProbe(True, round((time.perf_counter() - started) * 1000, 3), None)
+
+
+def jsonable(value: Any) -> Any:
+    """Turn a stats object (dataclass, NamedTuple, datetime...) into JSON-able values."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: jsonable(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def health_document(
+    probe: DatabaseProbe, writer_stats: object, counters: Counters
+) -> tuple[int, dict[str, Any]]:
+    """The /health answer: (HTTP status, JSON document); 503 when the database is unreachable."""
+    document = {
+        "status": "ok" if probe.reachable else "database_unreachable",
+        "database": {
+            "reachable": probe.reachable,
+            "latency_ms": probe.latency_ms,
+            "error": probe.error,
+        },
+        "writer": jsonable(writer_stats),
+        "counters": counters.as_dict(),
+    }
+    return (200 if probe.reachable else 503), document
