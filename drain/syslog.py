@@ -1,0 +1,259 @@
+r"""One syslog line as Heroku's Logplex sends it (RFC 5424 §6, Heroku's dialect).
+
+Grammar accepted (one SYSLOG-MSG, the payload of one frame)::
+
+    <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [STRUCTURED-DATA] MSG
+
+- PRI: 1-3 digits, 0..191, no leading zero except ``0``; facility = PRI // 8,
+  severity = PRI % 8 (RFC 5424 §6.2.1). VERSION must be ``1``.
+- TIMESTAMP: RFC 3339 ``full-date "T" full-time`` with 0..9 fractional digits (kept to the
+  microsecond, extra digits truncated), ``Z`` or ``±HH:MM`` (``-00:00`` is UTC), upper-case
+  ``T`` and ``Z`` as RFC 5424 §6.2.3 requires. Converted to a tz-aware UTC datetime. The
+  NILVALUE ``-`` is refused: the drain files every event by its time.
+- HOSTNAME (1-255), APP-NAME (1-48), PROCID (1-128), MSGID (1-32): PRINTUSASCII
+  (bytes 33..126), kept as received (``-`` stays ``"-"``).
+- STRUCTURED-DATA is optional, because Heroku's dialect has no such field. After MSGID's
+  space:
+
+  1. the rest is ``-`` or starts with ``- ``: STRUCTURED-DATA is the NILVALUE and MSG follows
+     the space. Older HTTPS drains and log-shuttle send this::
+
+         <190>1 2014-07-17T12:59:25.223980+00:00 d.8f7a4b11-... app web.2 - - Started GET "/"
+         <190>1 2026-11-30T22:43:17.046295+00:00 shuttle token shuttle - - hello world
+
+  2. the rest starts with ``[`` and is a well-formed run of SD-ELEMENTs (RFC 5424 §6.3,
+     ``\"``, ``\\`` and ``\]`` escaped in PARAM-VALUE) followed by SP or the end, *and* at
+     least one element has an SD-PARAM: that is STRUCTURED-DATA (kept as text), MSG follows::
+
+         <133>1 2013-05-24T06:48:51.740194+00:00 host token process - [meta sequenceId="518"] msg
+         <134>1 2024-01-02T03:04:05Z host app web.2 - [meta sequenceId="1"] with structured data
+         ... - [meta sequenceId="518"][meta somethingElse="blah\]"] this is the message
+
+  3. otherwise everything after MSGID's space is MSG (Heroku's dialect). Application
+     output often starts with a bracketed word that is not structured data, and broken SD
+     stays in MSG rather than losing the line::
+
+         <190>1 2022-06-13T14:52:23.621815+00:00 host app web.1 - [GIN] 2022/06/13 - 14:52:23 ...
+         <134>1 2012-11-30T06:45:26+00:00 host app postgres.20595 - [BLUE] duration: 153109.7 ...
+         <134>1 2023-06-05T19:33:14+00:00 host app postgres.1105947 - [YELLOW] [12-2] \tSELECT
+         <133>1 2013-05-24T06:48:51.740194+00:00 host token process - |meta sequenceId="518"] ...
+         <133>1 2013-05-24T06:48:51.740194+00:00 host token process - [meta sequenceId="518"]|m ...
+         ... - [meta sequenceId="518"][meta somethingElse="blah\]] this is the message
+
+     The last one is heroku/x's "quoted-structured-data" fixture: its PARAM-VALUE never
+     closes its quote, so it is not well-formed SD and stays in MSG.
+
+  A Heroku-dialect MSG that itself starts with ``- `` or with a well-formed SD element that
+  has a parameter (``[a b="c"] text``) is read as case 1 or 2; no sample does that.
+- MSG: any bytes, possibly empty. One trailing LF is removed, then one trailing CR
+  (CRLF lines). A line that ends right after MSGID (no SP) has an empty MSG.
+
+Errors are :class:`LineError` naming the field and the 1-based byte column where it was
+expected, e.g. ``expected APP-NAME (1-48 printable US-ASCII characters) at column 52``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+__all__ = ["LineError", "SyslogMessage", "parse_line", "parse_timestamp"]
+
+_PRINTUSASCII = bytes(range(33, 127))
+_DIGITS = b"0123456789"
+
+#: RFC 5424 §6 field limits, in bytes.
+HOSTNAME_MAX = 255
+APP_NAME_MAX = 48
+PROCID_MAX = 128
+MSGID_MAX = 32
+
+
+class LineError(ValueError):
+    """A syslog line's header does not parse.
+
+    Attributes:
+        field: the RFC 5424 field name: ``PRI``, ``VERSION``, ``TIMESTAMP``, ``HOSTNAME``,
+            ``APP-NAME``, ``PROCID`` or ``MSGID``.
+        column: 1-based byte column in the SYSLOG-MSG where the field was expected.
+        expected: what was expected there, e.g. ``"APP-NAME (1-48 printable US-ASCII
+            characters)"``.
+    """
+
+    def __init__(self, field: str, column: int, expected: str) -> None:
+        super().__init__(f"expected {expected} at column {column}")
+        self.field = field
+        self.column = column
+        self.expected = expected
+
+
+class SyslogMessage(NamedTuple):
+    """A parsed syslog line (RFC 5424 §6).
+
+    Fields:
+        pri: PRI, 0..191.
+        facility: PRI // 8, 0..23.
+        severity: PRI % 8, 0..7.
+        timestamp: TIMESTAMP in UTC, tz-aware, microsecond precision.
+        hostname, app_name, proc_id, msg_id: the header fields as received (``"-"`` = nil).
+        structured_data: STRUCTURED-DATA text when present (e.g. ``'[meta a="1"]'``),
+            ``"-"`` when sent as the NILVALUE, None when absent (Heroku's dialect).
+        msg: MSG bytes without the trailing LF / CRLF.
+    """
+
+    pri: int
+    facility: int
+    severity: int
+    timestamp: datetime
+    hostname: str
+    app_name: str
+    proc_id: str
+    msg_id: str
+    structured_data: str | None
+    msg: bytes
+
+
+def parse_timestamp(ts: bytes) -> datetime | None:
+    """Parse an RFC 3339 / RFC 5424 §6.2.3 TIMESTAMP to a tz-aware UTC datetime.
+
+    Accepts ``YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|±HH:MM)``; returns None for anything
+    else (NILVALUE, lower-case ``t``/``z``, missing offset, leap second 60, Feb 30...).
+
+    The separators, the zone and the fraction length are checked at fixed positions; the
+    digits and ranges are checked by ``datetime.fromisoformat`` (which alone would accept
+    more ISO 8601 shapes than RFC 3339 has). Measured with timeit (CPython 3.11, this
+    machine) on ``2026-11-30T22:43:31.499198+00:00``: this function about 0.5 us; a
+    precompiled regex + ``datetime()`` 2.3 us; ``int()`` on slices + ``datetime()`` 2.3 us.
+    tests/test_syslog.py checks it against a regex reference with hypothesis.
+    """
+    n = len(ts)
+    if n < 20 or ts[4] != 45 or ts[7] != 45 or ts[10] != 84 or ts[13] != 58 or ts[16] != 58:
+        return None
+    if ts[n - 1] == 90:  # "Z"
+        zone = n - 1
+    else:
+        zone = n - 6
+        # ±HH:MM with HH <= 23 and MM <= 59 (fromisoformat would take minute 60..99).
+        if zone < 19 or ts[zone] not in b"+-" or ts[n - 3] != 58:
+            return None
+        if ts[zone + 1 : zone + 3] > b"23" or ts[n - 2] > 53:
+            return None
+    if ts[19] == 46:  # "."
+        # fromisoformat alone would take "31.123456T89": check the fraction's digits here.
+        if not 1 <= zone - 20 <= 9 or not ts[20:zone].isdigit():
+            return None
+    elif zone != 19:
+        return None
+    try:
+        when = datetime.fromisoformat(ts.decode("ascii"))
+    except ValueError:  # also UnicodeDecodeError: non-ASCII bytes
+        return None
+    return when if when.tzinfo is UTC else when.astimezone(UTC)
+
+
+# RFC 5424 §6.3: SD-NAME = 1*32 PRINTUSASCII except '=', SP, ']', '"'.
+_SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
+_PARAM_VALUE = rb'(?:[^"\\\]]|\\.)*'
+_SD_ELEMENT = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'="' + _PARAM_VALUE + rb'")*\]'
+_STRUCTURED_DATA = re.compile(rb"(?:" + _SD_ELEMENT + rb")+(?= |\Z)", re.DOTALL)
+
+_PRI_EXPECTED = "PRI (<0> to <191>, no leading zeros)"
+_TS_EXPECTED = "TIMESTAMP (RFC 3339 date-time with Z or +HH:MM; NILVALUE not accepted)"
+_FIELDS = (
+    ("HOSTNAME", HOSTNAME_MAX),
+    ("APP-NAME", APP_NAME_MAX),
+    ("PROCID", PROCID_MAX),
+    ("MSGID", MSGID_MAX),
+)
+
+
+def _field_error(index: int, column: int) -> LineError:
+    name, limit = _FIELDS[index]
+    return LineError(name, column, f"{name} (1-{limit} printable US-ASCII characters)")
+
+
+def parse_line(line: bytes) -> SyslogMessage:
+    """Parse one SYSLOG-MSG (the bytes of one frame) in Heroku's RFC 5424 dialect.
+
+    See the module docstring for the grammar and the STRUCTURED-DATA rule.
+
+    Raises:
+        LineError: the header (PRI .. MSGID) does not parse; names the field and column.
+    """
+    # One split finds the six header separators; the header is short, MSG is not scanned.
+    parts = line.split(b" ", 6)
+    last = parts[-1]
+    if last[-1:] == b"\n":
+        last = last[:-1]
+    if last[-1:] == b"\r":
+        last = last[:-1]
+    parts[-1] = last
+
+    head = parts[0]
+    close = head.find(b">", 1, 5)
+    digits = head[1:close]
+    if (
+        head[:1] != b"<"
+        or close < 0
+        or not digits.isdigit()
+        or (digits[0] == 48 and len(digits) > 1)
+        or int(digits) > 191
+    ):
+        raise LineError("PRI", 1, _PRI_EXPECTED)
+    if head[close + 1 :] != b"1" or len(parts) == 1:
+        raise LineError("VERSION", close + 2, 'VERSION "1" followed by a space')
+    pri = int(digits)
+    column = len(head) + 2
+
+    timestamp = parse_timestamp(parts[1])
+    if timestamp is None:
+        raise LineError("TIMESTAMP", column, _TS_EXPECTED)
+    column += len(parts[1]) + 1
+
+    fields: list[str] = []
+    for index in range(4):
+        if len(parts) <= 2 + index:
+            raise _field_error(index, column)
+        raw = parts[2 + index]
+        if not raw or len(raw) > _FIELDS[index][1] or raw.translate(None, _PRINTUSASCII):
+            raise _field_error(index, column)
+        fields.append(raw.decode("ascii"))
+        column += len(raw) + 1
+
+    structured_data: str | None = None
+    msg = b""
+    if len(parts) == 7:
+        rest = parts[6]
+        first = rest[:1]
+        if first == b"-" and (len(rest) == 1 or rest[1] == 32):
+            structured_data = "-"
+            msg = rest[2:]
+        elif first == b"[":
+            match = _STRUCTURED_DATA.match(rest)
+            sd = match.group() if match is not None else b""
+            if b"=" in sd:
+                try:
+                    structured_data = sd.decode("utf-8")
+                except UnicodeDecodeError:
+                    msg = rest
+                else:
+                    msg = rest[len(sd) + 1 :]
+            else:
+                msg = rest
+        else:
+            msg = rest
+
+    facility, severity = divmod(pri, 8)
+    return SyslogMessage(
+        pri,
+        facility,
+        severity,
+        timestamp,
+        fields[0],
+        fields[1],
+        fields[2],
+        fields[3],
+        structured_data,
+        msg,
+    )
