@@ -1,0 +1,248 @@
+"""Deterministic generator of realistic Logplex request bodies, and the rows they become.
+
+A Logplex HTTPS drain POST carries ``application/logplex-1``: syslog lines framed by
+octet counting (RFC 6587 §3.4.1), each ``LEN SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID
+MSGID MSG`` with the LF counted in LEN (Heroku's dialect has no STRUCTURED-DATA field; see
+../shared/samples/README.md). Logplex sends batches of about 100 KiB.
+
+The bodies built here look like a Heroku app that follows the Treasure Data ``@[tag]``
+convention of the seed article (register, login, pay, access), e.g.::
+
+    143 <190>1 2026-12-01T01:25:11.123456+00:00 host app web.2 - @[production.pay] \
+{"uid":48213,"item_id":7326,"item_category":"categoryA","price":321321}
+
+mixed with about 10 % Heroku router lines (``<158>1 ... host heroku router - at=info
+method=GET path=... status=200 bytes=...``) and a few untagged app lines, which the drain
+counts but does not store.
+
+Everything is a pure function of ``seed`` and ``now``: the same arguments give the same
+bytes. Timestamps lie in the minute before ``now``, well inside the drain's 7-day
+acceptance window. :func:`ceiling_rows` gives, for the ceiling figure, the exact
+``raw_events`` rows the service writes for these bodies, in :data:`RAW_EVENTS_COLUMNS`
+order.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from drain.records import EventRow
+
+#: the columns of ``raw_events`` the writer fills, in the order of :func:`ceiling_rows`.
+RAW_EVENTS_COLUMNS: tuple[str, ...] = (
+    "event_time",
+    "received_at",
+    "tag",
+    "payload",
+    "facility",
+    "severity",
+    "hostname",
+    "app_name",
+    "proc_id",
+    "drain_token",
+    "frame_id",
+)
+
+#: A drain token as Logplex sends it in ``Logplex-Drain-Token``.
+DRAIN_TOKEN = "d.fc6b856b-3332-4546-93de-7d0ee272c3bd"
+
+#: Logplex's target batch size in bytes.
+BODY_BYTES = 100 * 1024
+
+_APP_PRI = 190  # facility 23 (local7), severity 6 (info): Heroku app output
+_ROUTER_PRI = 158  # facility 19 (local3), severity 6: Heroku router
+_CATEGORIES = ("categoryA", "categoryB", "categoryC", "categoryD", "categoryE")
+_PATHS = ("/", "/items", "/items/{n}", "/cart", "/checkout", "/api/v1/items/{n}", "/login")
+_METHODS = ("GET", "GET", "GET", "GET", "POST")
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """One generated request body and what the drain should make of it.
+
+    Fields:
+        body: the ``application/logplex-1`` bytes, at most ``target_bytes`` long.
+        frames: number of syslog frames (what Logplex puts in ``Logplex-Msg-Count``).
+        events: the ``@[tag]`` events it holds, as the decoder returns them, in order.
+    """
+
+    body: bytes
+    frames: int
+    events: tuple[EventRow, ...]
+
+
+def _timestamp(t: datetime) -> str:
+    """RFC 3339 with microseconds and ``+00:00``, as Logplex writes TIMESTAMP."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
+
+
+def _frame(msg: bytes) -> bytes:
+    """Octet-count one syslog message with its LF (RFC 6587 §3.4.1; LEN includes the LF)."""
+    line = msg + b"\n"
+    return str(len(line)).encode("ascii") + b" " + line
+
+
+def _event_payload(rng: random.Random) -> tuple[str, str]:
+    """Return (tag, JSON object text) for one event, shaped like the seed article's."""
+    uid = rng.randrange(1, 500_000)
+    r = rng.random()
+    if r < 0.45:
+        item = rng.randrange(1000, 99_999)
+        return "production.access", (
+            f'{{"uid":{uid},"url":"https://shop.example.com/items/{item}",'
+            f'"referer":"https://www.example.com/","status":200}}'
+        )
+    if r < 0.70:
+        return "production.pay", (
+            f'{{"uid":{uid},"item_id":{rng.randrange(1000, 99_999)},'
+            f'"item_category":"{rng.choice(_CATEGORIES)}","price":{rng.randrange(100, 500_000)}}}'
+        )
+    if r < 0.90:
+        return "production.login", (
+            f'{{"uid":{uid},"method":"{rng.choice(("password", "oauth", "token"))}",'
+            f'"ok":{"true" if rng.random() < 0.97 else "false"}}}'
+        )
+    return "production.register", (
+        f'{{"uid":{uid},"plan":"{rng.choice(("free", "basic", "pro"))}",'
+        f'"source":"{rng.choice(("ads", "organic", "referral"))}"}}'
+    )
+
+
+def _router_line(rng: random.Random, ts: str, dyno: str) -> bytes:
+    """One Heroku router line (not an event)."""
+    path = rng.choice(_PATHS).format(n=rng.randrange(1000, 99_999))
+    rid = "%08x-%04x-4%03x-a%03x-%012x" % (  # noqa: UP031 - fixed-width hex
+        rng.getrandbits(32),
+        rng.getrandbits(16),
+        rng.getrandbits(12),
+        rng.getrandbits(12),
+        rng.getrandbits(48),
+    )
+    fwd = ".".join(str(rng.randrange(1, 255)) for _ in range(4))
+    return (
+        f"<{_ROUTER_PRI}>1 {ts} host heroku router - at=info method={rng.choice(_METHODS)} "
+        f'path="{path}" host=shop.example.com request_id={rid} fwd="{fwd}" dyno={dyno} '
+        f"connect={rng.randrange(0, 3)}ms service={rng.randrange(1, 250)}ms status=200 "
+        f"bytes={rng.randrange(200, 40_000)} protocol=https"
+    ).encode("ascii")
+
+
+def make_body(
+    rng: random.Random,
+    now: datetime,
+    *,
+    target_bytes: int = BODY_BYTES,
+    router_fraction: float = 0.10,
+    plain_fraction: float = 0.03,
+) -> Body:
+    """Build one body of at most ``target_bytes`` bytes of whole frames.
+
+    Args:
+        rng: the source of randomness (advanced by the call).
+        now: UTC, tz-aware; TIMESTAMPs fall in [now - 60 s, now), increasing.
+        target_bytes: the body stops at the last frame that fits in this many bytes.
+        router_fraction: share of router lines (counted, not stored by the drain).
+        plain_fraction: share of untagged app lines (counted, not stored).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be tz-aware (UTC)")
+    now = now.astimezone(UTC)
+    parts: list[bytes] = []
+    events: list[EventRow] = []
+    size = 0
+    t = now - timedelta(seconds=60)
+    for _ in range(target_bytes):  # bounded: every frame is > 1 byte
+        t += timedelta(microseconds=rng.randrange(1, 60))
+        ts = _timestamp(t)
+        dyno = f"web.{rng.randrange(1, 5)}"
+        r = rng.random()
+        event: EventRow | None = None
+        if r < router_fraction:
+            msg = _router_line(rng, ts, dyno)
+        elif r < router_fraction + plain_fraction:
+            msg = (
+                f"<{_APP_PRI}>1 {ts} host app {dyno} - Completed 200 OK in "
+                f"{rng.randrange(1, 300)}ms (Views: {rng.randrange(1, 90)}.1ms)"
+            ).encode("ascii")
+        else:
+            tag, payload = _event_payload(rng)
+            msg = f"<{_APP_PRI}>1 {ts} host app {dyno} - @[{tag}] {payload}".encode()
+            event = EventRow(
+                event_time=t,
+                tag=tag,
+                payload=payload,
+                facility=_APP_PRI // 8,
+                severity=_APP_PRI % 8,
+                hostname="host",
+                app_name="app",
+                proc_id=dyno,
+            )
+        frame = _frame(msg)
+        if size + len(frame) > target_bytes:
+            break
+        parts.append(frame)
+        size += len(frame)
+        if event is not None:
+            events.append(event)
+    return Body(body=b"".join(parts), frames=len(parts), events=tuple(events))
+
+
+def make_bodies(
+    n: int, *, now: datetime, seed: int = 1, target_bytes: int = BODY_BYTES
+) -> list[Body]:
+    """Return ``n`` distinct bodies, deterministic in (``n``, ``now``, ``seed``)."""
+    rng = random.Random(seed)
+    return [make_body(rng, now, target_bytes=target_bytes) for _ in range(n)]
+
+
+def ceiling_rows(
+    bodies: list[Body],
+    n_events: int,
+    *,
+    received_at: datetime,
+    drain_token: str = DRAIN_TOKEN,
+    frame_prefix: str = "ceil",
+) -> list[tuple[object, ...]]:
+    """The ``raw_events`` rows the service writes for ``n_events`` events of these bodies.
+
+    Bodies are used round-robin, each use with its own frame id (``{frame_prefix}{i:08d}``),
+    as the load generator sends them. Rows are tuples in :data:`RAW_EVENTS_COLUMNS` order.
+    """
+    rows: list[tuple[object, ...]] = []
+    if not bodies or not any(b.events for b in bodies):
+        raise ValueError("no events in the bodies")
+    for i in range(n_events):  # bounded: at least one row per body use with events
+        b = bodies[i % len(bodies)]
+        frame_id = f"{frame_prefix}{i:08d}"
+        for e in b.events:
+            rows.append(
+                (
+                    e.event_time,
+                    received_at,
+                    e.tag,
+                    e.payload,
+                    e.facility,
+                    e.severity,
+                    e.hostname,
+                    e.app_name,
+                    e.proc_id,
+                    drain_token,
+                    frame_id,
+                )
+            )
+        if len(rows) >= n_events:
+            break
+    return rows[:n_events]
+
+
+if __name__ == "__main__":  # a look at one body: python -m bench.gen | head
+    import sys
+
+    one = make_bodies(1, now=datetime.now(UTC))[0]
+    sys.stdout.buffer.write(one.body[:1500])
+    print(
+        f"\n... {len(one.body)} bytes, {one.frames} frames, {len(one.events)} events",
+        file=sys.stderr,
+    )

@@ -1,0 +1,208 @@
+"""Resource figures for the benchmark: CPU seconds and peak RSS of process groups.
+
+A :class:`Sampler` polls, in a background thread every ``interval_s``, three groups:
+
+- the service: ``drain serve`` and all its children (uvicorn workers);
+- PostgreSQL: the postmaster's children that work for the benchmark's database (its
+  client backends and autovacuum workers) plus the shared ones (checkpointer, background
+  writer, walwriter, ...); backends of *other* databases on the same server are left out,
+  so a test suite running elsewhere on the server does not count;
+- the machine: all CPUs, to see what share of the 2 cores was busy.
+
+CPU seconds are user + system, summed over the group, counted from the first sample of a
+process (or from the start mark for processes alive then). A process that ends between
+two samples loses at most one interval of CPU time.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+# "postgres: 15/main: user dbname 127.0.0.1(5432) idle" or "postgres: user dbname [local] idle"
+_BACKEND = re.compile(r"^postgres: (?:\S+: )?(\S+) (\S+) (?:\S+\(\d+\)|\[local\])")
+_AUTOVAC = re.compile(r"autovacuum worker (\S+)")
+
+
+def _cpu(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return t.user + t.system
+
+
+def service_tree(root_pid: int) -> Callable[[], list[psutil.Process]]:
+    """A function that lists ``root_pid`` and its descendants (empty once it is gone)."""
+
+    def procs() -> list[psutil.Process]:
+        try:
+            root = psutil.Process(root_pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    return procs
+
+
+def postgres_group(postmaster_pid: int, dbname: str) -> Callable[[], list[psutil.Process]]:
+    """A function that lists the PostgreSQL processes that work for ``dbname``.
+
+    Client backends and autovacuum workers of other databases are excluded; the
+    postmaster itself and the shared background processes are included.
+    """
+
+    def procs() -> list[psutil.Process]:
+        try:
+            pm = psutil.Process(postmaster_pid)
+            kids = pm.children()
+        except psutil.NoSuchProcess:
+            return []
+        out = [pm]
+        for k in kids:
+            try:
+                title = " ".join(k.cmdline())
+            except psutil.Error:
+                continue
+            m = _BACKEND.match(title)
+            if m and m.group(2) != dbname:
+                continue
+            a = _AUTOVAC.search(title)
+            if a and a.group(1) != dbname:
+                continue
+            out.append(k)
+        return out
+
+    return procs
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent running something (user, nice, system, irq, steal)."""
+    ct = psutil.cpu_times()
+    return sum(
+        getattr(ct, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal")
+    )
+
+
+def postmaster_of(backend_pid: int) -> int:
+    """The postmaster PID of a local server, from one of its backends' PID."""
+    return psutil.Process(backend_pid).ppid()
+
+
+@dataclass(slots=True)
+class Figures:
+    """What a :class:`Sampler` saw between ``start()`` and ``stop()``.
+
+    Fields:
+        wall_s: seconds between the marks.
+        service_cpu_s / postgres_cpu_s / self_cpu_s: CPU seconds (user + system) of the
+            service tree, of PostgreSQL (see module docstring), of this benchmark process
+            (the load generator and the sampler).
+        machine_busy_s: CPU seconds all cores spent not idle (2 cores: at most 2 x wall_s).
+        service_peak_rss_bytes: the largest sum of RSS over the service tree in one sample.
+        service_peak_proc_rss_bytes: the largest RSS of one process of the tree.
+    """
+
+    wall_s: float = 0.0
+    service_cpu_s: float = 0.0
+    postgres_cpu_s: float = 0.0
+    self_cpu_s: float = 0.0
+    machine_busy_s: float = 0.0
+    service_peak_rss_bytes: int = 0
+    service_peak_proc_rss_bytes: int = 0
+
+
+class _CpuGroup:
+    def __init__(self, procs: Callable[[], list[psutil.Process]]) -> None:
+        self.procs = procs
+        self.base: dict[tuple[int, float], float] = {}
+        self.last: dict[tuple[int, float], float] = {}
+        self.rss_sum = 0
+
+    def sample(self, *, baseline: bool = False) -> None:
+        rss = 0
+        self.rss_max_proc = 0
+        for p in self.procs():
+            try:
+                with p.oneshot():
+                    key = (p.pid, p.create_time())
+                    c = _cpu(p)
+                    r = p.memory_info().rss
+            except psutil.Error:
+                continue
+            rss += r
+            self.rss_max_proc = max(self.rss_max_proc, r)
+            if baseline:
+                self.base[key] = c
+            elif key not in self.base and key not in self.last:
+                self.base[key] = 0.0  # born after the start mark
+            self.last[key] = c
+        self.rss_sum = rss
+
+    def cpu_s(self) -> float:
+        return sum(v - self.base.get(k, 0.0) for k, v in self.last.items())
+
+
+class Sampler:
+    """Polls the service and PostgreSQL groups between :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self,
+        *,
+        service: Callable[[], list[psutil.Process]] | None,
+        postgres: Callable[[], list[psutil.Process]],
+        interval_s: float = 0.1,
+    ) -> None:
+        self.service = _CpuGroup(service) if service is not None else None
+        self.postgres = _CpuGroup(postgres)
+        self.interval_s = interval_s
+        self.figures = Figures()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._me = psutil.Process()
+
+    def _tick(self) -> None:
+        self.postgres.sample()
+        if self.service is not None:
+            self.service.sample()
+            f = self.figures
+            f.service_peak_rss_bytes = max(f.service_peak_rss_bytes, self.service.rss_sum)
+            f.service_peak_proc_rss_bytes = max(
+                f.service_peak_proc_rss_bytes, self.service.rss_max_proc
+            )
+
+    def _loop(self) -> None:
+        for _ in range(10_000_000):  # bounded; ends at stop()
+            if self._stop.wait(self.interval_s):
+                return
+            self._tick()
+
+    def start(self) -> None:
+        """Take the baseline and start polling."""
+        self.postgres.sample(baseline=True)
+        if self.service is not None:
+            self.service.sample(baseline=True)
+            self.figures.service_peak_rss_bytes = self.service.rss_sum
+            self.figures.service_peak_proc_rss_bytes = self.service.rss_max_proc
+        self._t0 = time.monotonic()
+        self._self0 = _cpu(self._me)
+        self._busy0 = _machine_busy_s()
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> Figures:
+        """Take a last sample, stop polling, and return the figures."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._tick()
+        f = self.figures
+        f.wall_s = time.monotonic() - self._t0
+        f.self_cpu_s = _cpu(self._me) - self._self0
+        f.machine_busy_s = _machine_busy_s() - self._busy0
+        f.postgres_cpu_s = self.postgres.cpu_s()
+        if self.service is not None:
+            f.service_cpu_s = self.service.cpu_s()
+        return f

