@@ -1,0 +1,326 @@
+"""The web service: ``POST /logs`` (the drain) and ``GET /health``.
+
+:func:`create_app` builds one FastAPI app from :class:`~drain.settings.Settings`. Its lifespan
+opens the asyncpg pool and starts the group-commit :class:`~drain.writer.Writer`; on shutdown
+(SIGTERM through uvicorn) it closes the writer first, so queued batches commit, then the pool.
+
+``POST /logs`` is thin: check who is posting (drain.auth), read the body (drain.body), decode it
+(drain.batch, pure), hand it to the writer (drain.writer), answer. The answers follow Logplex's
+rules (Heroku Dev Center, "Log Drains", HTTPS drains): any 2xx means stored; any 4xx except 429
+makes Logplex drop the batch for good; 5xx, 429 and time-outs are retried (twice, 5 s apart)
+with the same ``Logplex-Frame-Id``, which the writer uses to store a retried batch once.
+
+=====  =====================================================================================
+code   when
+=====  =====================================================================================
+200    body decoded; its events and quarantined lines are committed (or it was a duplicate,
+       or held nothing to store). Empty body, ``Content-Length: 0``, ``Drain-*`` headers
+       summarise the ledger.
+400    Logplex-Frame-Id / X-Request-Id / Logplex-Drain-Token over 200 bytes; corrupt gzip;
+       malformed Content-Length (client bugs: retrying cannot help).
+401    missing or wrong HTTP Basic credentials (``WWW-Authenticate: Basic realm="drain"``).
+403    DRAIN_TOKENS is set and Logplex-Drain-Token is missing or not on it.
+408    the body did not arrive within DRAIN_BODY_TIMEOUT_S.
+413    body (after gzip decoding) over DRAIN_MAX_BODY_BYTES.
+415    Content-Type is not ``application/logplex-1``, or Content-Encoding is not gzip/identity.
+503    the database is unreachable, the write queue is full, or the drain is shutting down;
+       ``Retry-After`` in seconds. Never 4xx for such transient faults.
+=====  =====================================================================================
+
+Nothing here logs a body, a credential, or DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from drain.auth import WWW_AUTHENTICATE, check_basic, check_drain_token
+from drain.batch import DecodeLimits, decode_batch
+from drain.body import BodyError, read_body
+from drain.database import create_pool
+from drain.health import Counters, health_document, probe_database
+from drain.records import DecodedBatch, PendingBatch, WriteResult
+from drain.settings import Settings
+from drain.writer import DatabaseUnavailable, QueueFull, Writer, WriterClosed, WriterConfig
+
+__all__ = ["LOGPLEX_MEDIA_TYPE", "MAX_ID_HEADER_BYTES", "DrainState", "create_app"]
+
+log = logging.getLogger("drain.app")
+
+#: the media type Logplex sends (Heroku Dev Center, "Log Drains")
+LOGPLEX_MEDIA_TYPE = "application/logplex-1"
+#: longest Logplex-Frame-Id / X-Request-Id / Logplex-Drain-Token accepted, in bytes
+MAX_ID_HEADER_BYTES = 200
+#: Retry-After (seconds) when the database is unreachable or the writer is closing
+RETRY_AFTER_UNAVAILABLE_S = 5
+#: seconds allowed for the pool to close once the writer has flushed
+POOL_CLOSE_TIMEOUT_S = 10.0
+#: rough per-row overhead in bytes for the write queue's byte bound
+_ROW_OVERHEAD_BYTES = 200
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class DrainState:
+    """Everything one app instance holds (``app.state.drain``); built by :func:`create_app`.
+
+    ``pool`` and ``writer`` are set by the lifespan and are None outside it.
+    """
+
+    settings: Settings
+    clock: Callable[[], datetime]
+    limits: DecodeLimits
+    writer_config: WriterConfig
+    counters: Counters
+    pool: asyncpg.Pool | None = None
+    writer: Writer | None = None
+
+
+def writer_config_from(settings: Settings) -> WriterConfig:
+    """The group-commit configuration the settings describe."""
+    return WriterConfig(
+        flush_max_events=settings.drain_flush_max_events,
+        flush_max_delay_s=settings.drain_flush_max_delay_s,
+        queue_max_events=settings.drain_queue_max_events,
+        queue_max_bytes=settings.drain_queue_max_bytes,
+    )
+
+
+def decode_limits_from(settings: Settings) -> DecodeLimits:
+    """The decoder limits the settings describe."""
+    return DecodeLimits(
+        max_frame_bytes=settings.drain_max_frame_bytes,
+        accept_past_s=settings.drain_accept_past_s,
+        accept_future_s=settings.drain_accept_future_s,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
+    """Build the drain's ASGI app.
+
+    Args:
+        settings: validated settings; :meth:`Settings.check_serving` is applied here.
+        database_url: the PostgreSQL to write to (DATABASE_URL, or the embedded server's URL).
+        clock: returns "now" as a tz-aware UTC datetime; used for ``received_at`` and the
+            acceptance window. Default: the system clock.
+
+    Raises:
+        SettingsError: the settings must not serve (see :meth:`Settings.check_serving`).
+    """
+    settings.check_serving()
+    state = DrainState(
+        settings=settings,
+        clock=clock or _utc_now,
+        limits=decode_limits_from(settings),
+        writer_config=writer_config_from(settings),
+        counters=Counters(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(database_url, min_size=1, max_size=settings.drain_db_pool_size)
+        try:
+            writer = Writer(pool, state.writer_config)
+            await writer.start()
+            state.pool, state.writer = pool, writer
+            try:
+                yield
+            finally:
+                await writer.close()
+                state.writer = None
+        finally:
+            state.pool = None
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pool.terminate()
+
+    app = FastAPI(
+        title="drain",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.drain = state
+
+    async def post_logs(request: Request) -> Response:
+        try:
+            response = await _post_logs(state, request)
+        except Exception:
+            state.counters.requests_by_status[500] += 1
+            raise
+        state.counters.requests_by_status[response.status_code] += 1
+        return response
+
+    async def get_health() -> Response:
+        if state.pool is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        probe = await probe_database(state.pool)
+        stats = state.writer.stats() if state.writer is not None else None
+        status, document = health_document(probe, stats, state.counters)
+        return JSONResponse(document, status_code=status)
+
+    app.add_api_route("/logs", post_logs, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/health", get_health, methods=["GET"], include_in_schema=False)
+    return app
+
+
+def _refuse(status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return PlainTextResponse(detail + "\n", status_code=status_code, headers=headers)
+
+
+def _id_header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _is_logplex_media_type(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.partition(";")[0].strip().lower() == LOGPLEX_MEDIA_TYPE
+
+
+def _parse_msg_count(value: str | None) -> tuple[int | None, bool]:
+    """(msg count, valid): a missing header is (None, True); garbage is (None, False)."""
+    if value is None:
+        return None, True
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text), True
+    return None, False
+
+
+async def _post_logs(state: DrainState, request: Request) -> Response:
+    settings = state.settings
+    headers = request.headers
+
+    if settings.credentials_required:
+        assert settings.drain_username is not None and settings.drain_password is not None
+        if not check_basic(
+            headers.get("authorization"),
+            username=settings.drain_username,
+            password=settings.drain_password.get_secret_value(),
+        ):
+            return _refuse(
+                401, "missing or wrong credentials", {"WWW-Authenticate": WWW_AUTHENTICATE}
+            )
+
+    drain_token = _id_header(request, "logplex-drain-token")
+    frame_id = _id_header(request, "logplex-frame-id") or _id_header(request, "x-request-id")
+    for name, value in (("Logplex-Drain-Token", drain_token), ("frame id", frame_id)):
+        if value is not None and len(value.encode("utf-8", "surrogateescape")) > (
+            MAX_ID_HEADER_BYTES
+        ):
+            return _refuse(400, f"{name} header is over {MAX_ID_HEADER_BYTES} bytes")
+
+    if not check_drain_token(drain_token, settings.allowed_drain_tokens):
+        return _refuse(403, "this drain does not accept batches for that Logplex-Drain-Token")
+
+    if not _is_logplex_media_type(headers.get("content-type")):
+        return _refuse(415, f"Content-Type must be {LOGPLEX_MEDIA_TYPE}")
+
+    msg_count, msg_count_valid = _parse_msg_count(headers.get("logplex-msg-count"))
+    if not msg_count_valid:
+        state.counters.msg_count_invalid += 1
+
+    try:
+        body = await read_body(
+            request,
+            max_bytes=settings.drain_max_body_bytes,
+            timeout_s=settings.drain_body_timeout_s,
+        )
+    except BodyError as error:
+        return _refuse(error.status_code, error.detail)
+
+    received_at = state.clock()
+    decoded = decode_batch(body, now=received_at, limits=state.limits, msg_count=msg_count)
+    ledger = decoded.ledger
+    state.counters.record_decoded(ledger)
+    if ledger.msg_count_mismatch:
+        log.warning(
+            "Logplex-Msg-Count %s but %d frames found (frame id %r, drain token %r, %d bytes)",
+            ledger.msg_count_header,
+            ledger.frames,
+            frame_id,
+            drain_token,
+            ledger.body_bytes,
+        )
+
+    result: WriteResult | None = None
+    if decoded.events or decoded.quarantined:
+        writer = state.writer
+        if writer is None:
+            return _unavailable("the drain is not running")
+        try:
+            result = await writer.submit(_pending(decoded, drain_token, frame_id, received_at))
+        except QueueFull as error:
+            retry_after = max(1, math.ceil(error.retry_after_s))
+            return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
+        except DatabaseUnavailable:
+            return _unavailable("database unavailable")
+        except WriterClosed:
+            return _unavailable("the drain is shutting down")
+        state.counters.record_written(ledger, result)
+    return Response(status_code=200, headers=_ledger_headers(decoded, result))
+
+
+def _unavailable(detail: str) -> Response:
+    return _refuse(503, detail, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
+
+
+def _pending(
+    decoded: DecodedBatch, drain_token: str | None, frame_id: str | None, received_at: datetime
+) -> PendingBatch:
+    rows = len(decoded.events) + len(decoded.quarantined)
+    return PendingBatch(
+        drain_token=drain_token,
+        frame_id=frame_id,
+        received_at=received_at,
+        events=decoded.events,
+        quarantined=decoded.quarantined,
+        size_bytes=decoded.ledger.body_bytes + rows * _ROW_OVERHEAD_BYTES,
+    )
+
+
+def _ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[str, str]:
+    """``Drain-*`` response headers so that ``curl -i`` shows what happened to the batch."""
+    ledger = decoded.ledger
+    stored = 0 if result is None else result.events_stored
+    quarantined = 0 if result is None else result.quarantined
+    headers = {
+        "Drain-Frames": str(ledger.frames),
+        "Drain-Events-Stored": str(stored),
+        "Drain-Quarantined": str(quarantined),
+        "Drain-Not-Events": str(ledger.not_events),
+    }
+    if result is not None and result.duplicate:
+        headers["Drain-Duplicate"] = "true"
+    if ledger.msg_count_mismatch:
+        headers["Drain-Msg-Count-Mismatch"] = (
+            f"header={ledger.msg_count_header} frames={ledger.frames}"
+        )
+    if ledger.framing_error_offset is not None:
+        headers["Drain-Framing-Error-Offset"] = str(ledger.framing_error_offset)
+    return headers
