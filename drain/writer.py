@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import logging
 from collections.abc import Sequence
@@ -582,10 +583,12 @@ class Writer:
             # A server-reported error leaves the connection usable; anything else
             # (lost connection, timeout/cancel mid-statement) may not: drop it.
             if not isinstance(exc, asyncpg.PostgresError):
-                conn.terminate()
+                # InterfaceError: the pool already took back a connection that closed.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
             raise
         finally:
-            await self._pool.release(conn)
+            await self._pool.release(conn, timeout=self._config.command_timeout_s)
 
     async def _claim(self, conn: Conn, group: list[_Item]) -> list[bool]:
         """Insert the group's ledger keys; return, per batch, whether it is a duplicate."""
