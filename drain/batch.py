@@ -1,0 +1,326 @@
+"""Decode one Logplex request body into rows and a ledger (pure: no I/O, no clock).
+
+``decode_batch(body, now=...)`` composes the three pure layers:
+
+1. :mod:`drain.framing` splits the body into octet-counted frames (RFC 6587 §3.4.1);
+2. :mod:`drain.syslog` parses each frame's syslog header (RFC 5424 §6, Heroku's dialect);
+3. :mod:`drain.events` reads the ``@[tag] {json}`` convention from MSG.
+
+Every frame gets exactly one :class:`~drain.records.Outcome`:
+
+- ``EVENT``: an :class:`~drain.records.EventRow` to store;
+- ``QUARANTINED``: a :class:`~drain.records.QuarantineRow`, for a frame that carries (or may
+  carry) an event but cannot be stored as one: FRAME_TOO_LONG, BAD_SYSLOG_HEADER (only when
+  the frame contains ``@[``), BAD_TAG ... NUL_IN_JSON, OUT_OF_WINDOW;
+- ``NOT_AN_EVENT``, counted by kind: ``untagged`` (router lines, plain app output),
+  ``malformed_line`` (the header does not parse and there is no ``@[`` in the frame),
+  ``logplex_error`` (Logplex's ``Error L10`` from APP-NAME ``heroku`` PROCID ``logplex``,
+  and log-shuttle's ``Error L13`` from PROCID ``log-shuttle``).
+
+If the body stops being well-framed, the frames before the fault are kept and the rest of
+the body (from the fault's offset, cut to ``max_quarantine_raw_bytes``) becomes one
+BAD_FRAMING quarantine row. That rest is not a frame. So, for every body::
+
+    ledger.frames == ledger.events + ledger.quarantined + ledger.not_events
+    len(batch.quarantined) == ledger.quarantined + (1 if ledger.framing_error else 0)
+    sum(ledger.quarantined_by_reason.values()) == len(batch.quarantined)
+
+For frame-level quarantine rows, ``raw`` is the frame's SYSLOG-MSG (without its
+``MSG-LEN SP`` prefix) and ``raw_bytes`` its MSG-LEN; ``frame_offset`` is the offset of the
+frame's MSG-LEN in the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from drain.events import RejectedEvent, parse_event
+from drain.framing import Frame, FramingError, iter_frames
+from drain.records import (
+    DecodedBatch,
+    EventRow,
+    Ledger,
+    Outcome,
+    QuarantineReason,
+    QuarantineRow,
+)
+from drain.syslog import LineError, SyslogMessage, parse_line
+
+__all__ = [
+    "KIND_LOGPLEX_ERROR",
+    "KIND_MALFORMED_LINE",
+    "KIND_UNTAGGED",
+    "DecodeLimits",
+    "FrameOutcome",
+    "decode_batch",
+    "iter_outcomes",
+]
+
+#: Not-an-event kinds, the keys of ``Ledger.not_events_by_kind``.
+KIND_UNTAGGED = "untagged"
+KIND_MALFORMED_LINE = "malformed_line"
+KIND_LOGPLEX_ERROR = "logplex_error"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Bounds applied while decoding a body.
+
+    Attributes:
+        max_frame_bytes: a frame whose MSG-LEN is above this many bytes is quarantined
+            FRAME_TOO_LONG (skipped by its count, not parsed). Default 64 KiB; Logplex
+            splits lines at 10,000 bytes and log-shuttle at its max-line-length.
+        max_quarantine_raw_bytes: bytes of ``raw`` kept per quarantine row (64 KiB).
+        accept_past_s: seconds before ``now`` an event's TIMESTAMP may be; older events
+            are quarantined OUT_OF_WINDOW (7 days).
+        accept_future_s: seconds after ``now`` an event's TIMESTAMP may be (1 hour).
+    """
+
+    max_frame_bytes: int = 65536
+    max_quarantine_raw_bytes: int = 65536
+    accept_past_s: float = 7 * 86400
+    accept_future_s: float = 3600
+
+
+class FrameOutcome(NamedTuple):
+    """What the decoder did with one frame (or with the unframeable rest of a body).
+
+    Fields:
+        offset: byte offset of the frame's MSG-LEN (or of the framing fault) in the body.
+        length: MSG-LEN in bytes (or the length of the unframeable rest).
+        framed: False only for the BAD_FRAMING row of the unframeable rest.
+        outcome: EVENT, QUARANTINED or NOT_AN_EVENT.
+        raw: the frame's SYSLOG-MSG (or the rest of the body), uncut.
+        header: the parsed syslog line, or None (header error, frame too long, rest).
+        header_error: the LineError when the header did not parse.
+        event: the EventRow when ``outcome`` is EVENT.
+        quarantine: the QuarantineRow when ``outcome`` is QUARANTINED.
+        kind: the not-an-event kind when ``outcome`` is NOT_AN_EVENT.
+    """
+
+    offset: int
+    length: int
+    framed: bool
+    outcome: Outcome
+    raw: bytes
+    header: SyslogMessage | None
+    header_error: LineError | None
+    event: EventRow | None
+    quarantine: QuarantineRow | None
+    kind: str | None
+
+
+def _is_logplex_error(line: SyslogMessage) -> bool:
+    """Logplex's own ``Error L10`` lines and log-shuttle's ``Error L13`` lines."""
+    if line.app_name == "heroku" and line.proc_id == "logplex":
+        return line.msg.startswith(b"Error L10")
+    return line.proc_id == "log-shuttle" and line.msg.startswith(b"Error L13")
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iter_outcomes(
+    body: bytes, *, now: datetime, limits: DecodeLimits = DecodeLimits()
+) -> Iterator[FrameOutcome]:
+    """Yield one :class:`FrameOutcome` per frame of ``body``, in order.
+
+    After the frames, if the body stopped being well-framed, one last outcome with
+    ``framed=False`` carries the BAD_FRAMING row for the rest. Used by
+    :func:`decode_batch` and by :func:`drain.dump.dump_body`.
+
+    Args:
+        body: the decompressed request body.
+        now: the receipt time, tz-aware; the acceptance window is relative to it.
+        limits: see :class:`DecodeLimits`.
+
+    Raises:
+        ValueError: ``now`` is naive.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be a tz-aware datetime")
+    earliest = now - timedelta(seconds=limits.accept_past_s)
+    latest = now + timedelta(seconds=limits.accept_future_s)
+    keep = limits.max_quarantine_raw_bytes
+    frames = iter_frames(body, max_frame_bytes=limits.max_frame_bytes)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except FramingError as err:
+            rest = body[err.offset :]
+            row = QuarantineRow(
+                QuarantineReason.BAD_FRAMING,
+                str(err),
+                rest[:keep],
+                len(rest),
+                err.offset,
+                None,
+                None,
+            )
+            yield FrameOutcome(
+                err.offset, len(rest), False, Outcome.QUARANTINED, rest, None, None, None, row, None
+            )
+            return
+        yield _decode_frame(frame, earliest, latest, limits)
+
+
+def _quarantined(
+    frame: Frame,
+    reason: QuarantineReason,
+    detail: str,
+    keep: int,
+    header: SyslogMessage | None = None,
+    header_error: LineError | None = None,
+    tag: str | None = None,
+) -> FrameOutcome:
+    msg = frame.msg
+    row = QuarantineRow(
+        reason,
+        detail,
+        msg[:keep],
+        len(msg),
+        frame.offset,
+        header.timestamp if header is not None else None,
+        tag,
+    )
+    return FrameOutcome(
+        frame.offset,
+        len(msg),
+        True,
+        Outcome.QUARANTINED,
+        msg,
+        header,
+        header_error,
+        None,
+        row,
+        None,
+    )
+
+
+def _decode_frame(
+    frame: Frame, earliest: datetime, latest: datetime, limits: DecodeLimits
+) -> FrameOutcome:
+    msg = frame.msg
+    keep = limits.max_quarantine_raw_bytes
+    if frame.too_long:
+        return _quarantined(
+            frame,
+            QuarantineReason.FRAME_TOO_LONG,
+            f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})",
+            keep,
+        )
+    try:
+        line = parse_line(msg)
+    except LineError as err:
+        if b"@[" in msg:
+            return _quarantined(
+                frame, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {err}", keep, None, err
+            )
+        return FrameOutcome(
+            frame.offset,
+            len(msg),
+            True,
+            Outcome.NOT_AN_EVENT,
+            msg,
+            None,
+            err,
+            None,
+            None,
+            KIND_MALFORMED_LINE,
+        )
+    parsed = parse_event(line.msg)
+    if parsed is None:
+        kind = KIND_LOGPLEX_ERROR if _is_logplex_error(line) else KIND_UNTAGGED
+        return FrameOutcome(
+            frame.offset, len(msg), True, Outcome.NOT_AN_EVENT, msg, line, None, None, None, kind
+        )
+    if isinstance(parsed, RejectedEvent):
+        return _quarantined(frame, parsed.reason, parsed.detail, keep, line, None, parsed.tag)
+    when = line.timestamp
+    if when < earliest or when > latest:
+        if when < earliest:
+            detail = (
+                f"TIMESTAMP {_iso(when)} is more than {limits.accept_past_s:g} s "
+                f"before receipt ({_iso(earliest)})"
+            )
+        else:
+            detail = (
+                f"TIMESTAMP {_iso(when)} is more than {limits.accept_future_s:g} s "
+                f"after receipt ({_iso(latest)})"
+            )
+        return _quarantined(
+            frame, QuarantineReason.OUT_OF_WINDOW, detail, keep, line, None, parsed.tag
+        )
+    row = EventRow(
+        when,
+        parsed.tag,
+        parsed.payload,
+        line.facility,
+        line.severity,
+        line.hostname,
+        line.app_name,
+        line.proc_id,
+    )
+    return FrameOutcome(
+        frame.offset, len(msg), True, Outcome.EVENT, msg, line, None, row, None, None
+    )
+
+
+def decode_batch(
+    body: bytes,
+    *,
+    now: datetime,
+    limits: DecodeLimits = DecodeLimits(),
+    msg_count: int | None = None,
+) -> DecodedBatch:
+    """Decode one ``application/logplex-1`` body into events, quarantine rows and a ledger.
+
+    Args:
+        body: the request body, already decompressed (Content-Encoding handled by the
+            caller), at most the body cap in bytes.
+        now: receipt time (tz-aware, UTC); events outside
+            ``[now - accept_past_s, now + accept_future_s]`` are OUT_OF_WINDOW.
+        limits: see :class:`DecodeLimits`.
+        msg_count: the request's ``Logplex-Msg-Count`` header, recorded in
+            ``ledger.msg_count_header``; a mismatch is reported, never an error.
+
+    Returns:
+        :class:`~drain.records.DecodedBatch` with rows in body order and a ledger that
+        satisfies the invariants in the module docstring.
+
+    Raises:
+        ValueError: ``now`` is naive. Nothing in the body raises.
+    """
+    events: list[EventRow] = []
+    quarantined: list[QuarantineRow] = []
+    ledger = Ledger(body_bytes=len(body), msg_count_header=msg_count)
+    by_reason = ledger.quarantined_by_reason
+    by_kind = ledger.not_events_by_kind
+    not_events = 0
+    frames = 0
+    for item in iter_outcomes(body, now=now, limits=limits):
+        frames += item.framed
+        if item.event is not None:
+            events.append(item.event)
+        elif item.quarantine is not None:
+            row = item.quarantine
+            quarantined.append(row)
+            by_reason[row.reason.value] = by_reason.get(row.reason.value, 0) + 1
+            if not item.framed:
+                ledger.framing_error = row.detail
+                ledger.framing_error_offset = row.frame_offset
+        else:
+            not_events += 1
+            kind = item.kind or KIND_UNTAGGED
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    ledger.events = len(events)
+    ledger.quarantined = len(quarantined) - (1 if ledger.framing_error is not None else 0)
+    ledger.not_events = not_events
+    ledger.frames = frames
+    return DecodedBatch(events, quarantined, ledger)
