@@ -30,12 +30,14 @@ import gzip
 import logging
 import os
 import shlex
+import signal
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -56,6 +58,28 @@ SERVE_DATABASE_URL_ENV = "DRAIN_SERVE_DATABASE_URL"
 GRACEFUL_SHUTDOWN_S = 20
 #: a Logplex drain token used by the printed curl example
 EXAMPLE_DRAIN_TOKEN = "d.fc6b856b-3332-4546-93de-7d0ee272c3bd"
+
+
+class _Stopped(Exception):
+    """uvicorn re-raised the SIGTERM/SIGINT it shut down for; the shutdown is complete."""
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped(signum)
+
+
+@contextmanager
+def _exit_zero_after_graceful_shutdown() -> Iterator[None]:
+    """After a graceful shutdown uvicorn re-raises the signal, which would end the process
+    with -SIGTERM before the embedded PostgreSQL is stopped; turn it into a normal return."""
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _Stopped:
+        log.info("stopped by signal after a graceful shutdown")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class NotReady(Exception):
@@ -190,17 +214,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["PORT"] = str(settings.port)
         if args.host is not None:
             os.environ["DRAIN_HOST"] = args.host
-        uvicorn.run(
-            "drain.cli:worker_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.web_concurrency,
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            server_header=False,
-            log_level="info",
-        )
+        with _exit_zero_after_graceful_shutdown():
+            uvicorn.run(
+                "drain.cli:worker_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.web_concurrency,
+                lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                server_header=False,
+                log_level="info",
+            )
     return 0
 
 
