@@ -32,7 +32,7 @@ frame's MSG-LEN in the body.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -50,6 +50,7 @@ from drain.records import (
 from drain.syslog import LineError, SyslogMessage, parse_line
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "KIND_LOGPLEX_ERROR",
     "KIND_MALFORMED_LINE",
     "KIND_UNTAGGED",
@@ -57,6 +58,7 @@ __all__ = [
     "FrameOutcome",
     "decode_batch",
     "iter_outcomes",
+    "tally",
 ]
 
 #: Not-an-event kinds, the keys of ``Ledger.not_events_by_kind``.
@@ -83,6 +85,10 @@ class DecodeLimits:
     max_quarantine_raw_bytes: int = 65536
     accept_past_s: float = 7 * 86400
     accept_future_s: float = 3600
+
+
+#: The default limits, for callers that need a module-level default value.
+DEFAULT_LIMITS = DecodeLimits()
 
 
 class FrameOutcome(NamedTuple):
@@ -297,14 +303,25 @@ def decode_batch(
     Raises:
         ValueError: ``now`` is naive. Nothing in the body raises.
     """
+    return tally(iter_outcomes(body, now=now, limits=limits), len(body), msg_count)
+
+
+def tally(
+    outcomes: Iterable[FrameOutcome], body_bytes: int, msg_count: int | None = None
+) -> DecodedBatch:
+    """Collect the rows and count the ledger of a body's outcomes (see :func:`iter_outcomes`).
+
+    ``frames`` is counted from the framed outcomes, independently of the per-outcome
+    counts, so that tests can check ``frames == events + quarantined + not_events``.
+    """
     events: list[EventRow] = []
     quarantined: list[QuarantineRow] = []
-    ledger = Ledger(body_bytes=len(body), msg_count_header=msg_count)
+    ledger = Ledger(body_bytes=body_bytes, msg_count_header=msg_count)
     by_reason = ledger.quarantined_by_reason
     by_kind = ledger.not_events_by_kind
     not_events = 0
     frames = 0
-    for item in iter_outcomes(body, now=now, limits=limits):
+    for item in outcomes:
         frames += item.framed
         if item.event is not None:
             events.append(item.event)
@@ -319,8 +336,8 @@ def decode_batch(
             not_events += 1
             kind = item.kind or KIND_UNTAGGED
             by_kind[kind] = by_kind.get(kind, 0) + 1
+    ledger.frames = frames
     ledger.events = len(events)
     ledger.quarantined = len(quarantined) - (1 if ledger.framing_error is not None else 0)
     ledger.not_events = not_events
-    ledger.frames = frames
     return DecodedBatch(events, quarantined, ledger)
