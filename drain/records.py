@@ -113,6 +113,9 @@ class Ledger:
 
     ``framing_error`` is set (with its byte offset) when the body stops being well-framed;
     the unframeable rest is one BAD_FRAMING quarantine row and is not counted in ``frames``.
+    ``quarantined`` counts frame-level rows only, so that rest row is in neither ``frames``
+    nor ``quarantined``; it is in ``DecodedBatch.quarantined`` and ``quarantined_by_reason``
+    (whose values sum to ``len(DecodedBatch.quarantined)``).
     """
 
     body_bytes: int = 0
