@@ -173,6 +173,10 @@ def _field_error(index: int, column: int) -> LineError:
     return LineError(name, column, f"{name} (1-{limit} printable US-ASCII characters)")
 
 
+#: ``b"<190>1"`` -> 190: PRI and VERSION of a well-formed line in one dict lookup.
+_PRI_VERSION = {b"<%d>1" % pri: pri for pri in range(192)}
+
+
 def parse_line(line: bytes) -> SyslogMessage:
     """Parse one SYSLOG-MSG (the bytes of one frame) in Heroku's RFC 5424 dialect.
 
@@ -181,7 +185,64 @@ def parse_line(line: bytes) -> SyslogMessage:
     Raises:
         LineError: the header (PRI .. MSGID) does not parse; names the field and column.
     """
-    # One split finds the six header separators; the header is short, MSG is not scanned.
+    # Fast path for the common line: one split finds the six header separators (MSG is
+    # not scanned), one dict lookup reads PRI and VERSION, one translate checks the four
+    # PRINTUSASCII fields. Anything unusual goes to _parse_line_checked, which gives the
+    # same result for a valid line and says what is wrong with an invalid one.
+    parts = line.split(b" ", 6)
+    if len(parts) == 7:
+        head, ts, host, app, proc, msgid, rest = parts
+        pri = _PRI_VERSION.get(head)
+        timestamp = parse_timestamp(ts)
+        if (
+            pri is not None
+            and timestamp is not None
+            and 0 < len(host) <= HOSTNAME_MAX
+            and 0 < len(app) <= APP_NAME_MAX
+            and 0 < len(proc) <= PROCID_MAX
+            and 0 < len(msgid) <= MSGID_MAX
+            and not (host + app + proc + msgid).translate(None, _PRINTUSASCII)
+        ):
+            if rest[-1:] == b"\n":
+                rest = rest[:-1]
+            if rest[-1:] == b"\r":
+                rest = rest[:-1]
+            structured_data, msg = _split_structured_data(rest)
+            return SyslogMessage(
+                pri,
+                pri >> 3,
+                pri & 7,
+                timestamp,
+                host.decode("ascii"),
+                app.decode("ascii"),
+                proc.decode("ascii"),
+                msgid.decode("ascii"),
+                structured_data,
+                msg,
+            )
+    return _parse_line_checked(line)
+
+
+def _split_structured_data(rest: bytes) -> tuple[str | None, bytes]:
+    """(STRUCTURED-DATA, MSG) from what follows MSGID's space; see the module docstring."""
+    first = rest[:1]
+    if first == b"-":
+        if len(rest) == 1 or rest[1] == 32:
+            return "-", rest[2:]
+        return None, rest
+    if first == b"[":
+        match = _STRUCTURED_DATA.match(rest)
+        sd = match.group() if match is not None else b""
+        if b"=" in sd:  # SD-NAMEs cannot hold "=": at least one SD-PARAM
+            try:
+                return sd.decode("utf-8"), rest[len(sd) + 1 :]
+            except UnicodeDecodeError:
+                return None, rest
+    return None, rest
+
+
+def _parse_line_checked(line: bytes) -> SyslogMessage:
+    """parse_line, one field at a time, to name the field and column of an error."""
     parts = line.split(b" ", 6)
     last = parts[-1]
     if last[-1:] == b"\n":
@@ -224,25 +285,7 @@ def parse_line(line: bytes) -> SyslogMessage:
     structured_data: str | None = None
     msg = b""
     if len(parts) == 7:
-        rest = parts[6]
-        first = rest[:1]
-        if first == b"-" and (len(rest) == 1 or rest[1] == 32):
-            structured_data = "-"
-            msg = rest[2:]
-        elif first == b"[":
-            match = _STRUCTURED_DATA.match(rest)
-            sd = match.group() if match is not None else b""
-            if b"=" in sd:
-                try:
-                    structured_data = sd.decode("utf-8")
-                except UnicodeDecodeError:
-                    msg = rest
-                else:
-                    msg = rest[len(sd) + 1 :]
-            else:
-                msg = rest
-        else:
-            msg = rest
+        structured_data, msg = _split_structured_data(parts[6])
 
     facility, severity = divmod(pri, 8)
     return SyslogMessage(

@@ -465,3 +465,33 @@ def test_any_msg_after_valid_header(msg: bytes) -> None:
     assert m.timestamp == datetime(2026, 11, 30, 22, 43, 31, 499198, tzinfo=UTC)
     if m.structured_data is None:
         assert msg.startswith(m.msg)
+
+
+@settings(max_examples=1000)
+@given(
+    st.one_of(
+        st.binary(max_size=120),
+        st.builds(
+            lambda head, fields, rest: head + b" " + b" ".join(fields) + b" " + rest,
+            st.sampled_from([b"<190>1 2026-11-30T22:43:31Z", b"<0>1 2026-11-30T22:43:31.5+01:00"]),
+            st.lists(
+                st.sampled_from([b"-", b"host", b"", b"a\x7f", b"x" * 33, b"x" * 49, b"\n"]),
+                min_size=4,
+                max_size=4,
+            ),
+            st.binary(max_size=40),
+        ),
+    )
+)
+def test_fast_path_agrees_with_checked_parser(line: bytes) -> None:
+    from drain.syslog import _parse_line_checked
+
+    try:
+        expected: SyslogMessage | str = _parse_line_checked(line)
+    except LineError as err:
+        expected = str(err)
+    try:
+        got: SyslogMessage | str = parse_line(line)
+    except LineError as err:
+        got = str(err)
+    assert got == expected
