@@ -238,6 +238,19 @@ async def test_rows_refused_by_postgres_are_quarantined_others_stored(
     assert stats.rejected_by_database == 3
 
 
+async def test_values_the_client_cannot_encode_are_quarantined(
+    writer: Writer, migrated_url: str
+) -> None:
+    """A lone surrogate in a str cannot become UTF-8 (asyncpg raises before PostgreSQL)."""
+    odd = batch(4, events=4)
+    odd.events[1] = event(4, 1, payload='{"batch": 4, "s": "\ud800"}')
+    result = await writer.submit(odd)
+    assert result == WriteResult(
+        duplicate=False, events_stored=3, quarantined=1, rejected_by_database=1
+    )
+    assert await rows_per_batch(migrated_url) == {4: 3}
+
+
 async def test_queue_full_then_close_flushes_and_answers_waiters(pool: asyncpg.Pool) -> None:
     # The flush waits up to 60 s for more rows, so nothing is written until close().
     config = WriterConfig(
