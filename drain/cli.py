@@ -205,6 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if embedded:
             print(f"drain is starting on {base_url} (POST /logs, GET /health)", flush=True)
             print(f"data directory: {settings.data_dir()}", flush=True)
+            print(f"database (psql): {url}", flush=True)
             print("post a one-line Logplex batch with:\n", flush=True)
             print(
                 curl_example(base_url, with_credentials=settings.credentials_required), flush=True
