@@ -132,6 +132,9 @@ class WriterConfig:
         max_retries: retries of a group after a deadlock/serialization failure or a
             missing partition.
         max_quarantine_raw_bytes: raw bytes kept for an event PostgreSQL refused.
+
+    Raises:
+        ValueError: a bound or timeout is not positive, or a delay/count is negative.
     """
 
     flush_max_events: int = 5000
@@ -142,6 +145,25 @@ class WriterConfig:
     command_timeout_s: float = 30.0
     max_retries: int = 3
     max_quarantine_raw_bytes: int = 65536
+
+    def __post_init__(self) -> None:
+        positive = {
+            "flush_max_events": self.flush_max_events,
+            "queue_max_events": self.queue_max_events,
+            "queue_max_bytes": self.queue_max_bytes,
+            "command_timeout_s": self.command_timeout_s,
+            "max_quarantine_raw_bytes": self.max_quarantine_raw_bytes,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"WriterConfig.{name} must be > 0, got {value!r}")
+        for name, value in {
+            "flush_max_delay_s": self.flush_max_delay_s,
+            "partitions_ahead_days": self.partitions_ahead_days,
+            "max_retries": self.max_retries,
+        }.items():
+            if not value >= 0:
+                raise ValueError(f"WriterConfig.{name} must be >= 0, got {value!r}")
 
 
 class QueueFull(Exception):

@@ -385,6 +385,13 @@ async def test_unmigrated_database_fails_the_request_with_the_error(database_url
         await pool.close()
 
 
+def test_config_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="flush_max_events must be > 0"):
+        WriterConfig(flush_max_events=0)
+    with pytest.raises(ValueError, match="flush_max_delay_s must be >= 0"):
+        WriterConfig(flush_max_delay_s=-1)
+
+
 def test_classify_error() -> None:
     assert classify_error(ConnectionResetError()) is ErrorClass.UNAVAILABLE
     assert classify_error(TimeoutError()) is ErrorClass.UNAVAILABLE
