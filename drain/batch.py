@@ -99,7 +99,8 @@ class FrameOutcome(NamedTuple):
         length: MSG-LEN in bytes (or the length of the unframeable rest).
         framed: False only for the BAD_FRAMING row of the unframeable rest.
         outcome: EVENT, QUARANTINED or NOT_AN_EVENT.
-        raw: the frame's SYSLOG-MSG (or the rest of the body), uncut.
+        raw: the frame's SYSLOG-MSG, uncut (for the unframeable rest: its first
+            ``max_quarantine_raw_bytes``).
         header: the parsed syslog line, or None (header error, frame too long, rest).
         header_error: the LineError when the header did not parse.
         event: the EventRow when ``outcome`` is EVENT.
@@ -159,18 +160,29 @@ def iter_outcomes(
         except StopIteration:
             return
         except FramingError as err:
-            rest = body[err.offset :]
+            # Copy only the bytes kept, not the whole rest of a (possibly large) body.
+            rest = body[err.offset : err.offset + keep]
+            rest_bytes = len(body) - err.offset
             row = QuarantineRow(
                 QuarantineReason.BAD_FRAMING,
                 str(err),
-                rest[:keep],
-                len(rest),
+                rest,
+                rest_bytes,
                 err.offset,
                 None,
                 None,
             )
             yield FrameOutcome(
-                err.offset, len(rest), False, Outcome.QUARANTINED, rest, None, None, None, row, None
+                err.offset,
+                rest_bytes,
+                False,
+                Outcome.QUARANTINED,
+                rest,
+                None,
+                None,
+                None,
+                row,
+                None,
             )
             return
         yield _decode_frame(frame, earliest, latest, limits)
