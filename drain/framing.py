@@ -95,8 +95,10 @@ def iter_frames(body: bytes, *, max_frame_bytes: int = 65536) -> Iterator[Frame]
     find = body.find
     while pos < end:
         sp = find(b" ", pos, pos + MAX_LENGTH_DIGITS + 1)
+        if sp < 0:
+            raise FramingError(pos, _EXPECTED_LENGTH)
         digits = body[pos:sp]
-        if sp < 0 or not digits.isdigit() or digits[0] not in _NONZERO:
+        if not digits.isdigit() or digits[0] not in _NONZERO:
             raise FramingError(pos, _EXPECTED_LENGTH)
         length = int(digits)
         start = sp + 1

@@ -159,9 +159,12 @@ def parse_timestamp(ts: bytes) -> datetime | None:
 
 # RFC 5424 §6.3: SD-NAME = 1*32 PRINTUSASCII except '=', SP, ']', '"'.
 _SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
-_PARAM_VALUE = rb'(?:[^"\\\]]|\\.)*'
-_SD_ELEMENT = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'="' + _PARAM_VALUE + rb'")*\]'
-_STRUCTURED_DATA = re.compile(rb"(?:" + _SD_ELEMENT + rb")+(?= |\Z)", re.DOTALL)
+_PARAM_VALUE = rb'(?:[^"\\\]]|\\.)*+'
+_SD_ELEMENT = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'="' + _PARAM_VALUE + rb'")*+\]'
+# Possessive quantifiers (Python 3.11): the grammar never needs to give back what it
+# matched, and without backtracking a long run of elements that is not followed by SP
+# fails in linear time.
+_STRUCTURED_DATA = re.compile(rb"(?:" + _SD_ELEMENT + rb")++(?= |\Z)", re.DOTALL)
 
 _PRI_EXPECTED = "PRI (<0> to <191>, no leading zeros)"
 _TS_EXPECTED = "TIMESTAMP (RFC 3339 date-time with Z or +HH:MM; NILVALUE not accepted)"

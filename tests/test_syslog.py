@@ -322,6 +322,8 @@ def test_app_name_error_text() -> None:
         pytest.param(b'[a b="c"] [d e="f"] m', '[a b="c"]', b'[d e="f"] m', id="second_sd_is_msg"),
         pytest.param(b'[a b="\xff"] m', None, b'[a b="\xff"] m', id="sd_not_utf8"),
         pytest.param(b'[a b="c"', None, b'[a b="c"', id="unclosed"),
+        pytest.param(b'[a b="c"]' * 2000 + b"x", None, b'[a b="c"]' * 2000 + b"x", id="long_run"),
+        pytest.param(b'[a b="c"]' * 2000 + b" x", '[a b="c"]' * 2000, b"x", id="long_sd"),
         pytest.param(
             b"[" + b"n" * 33 + b' b="c"] m', None, b"[" + b"n" * 33 + b' b="c"] m', id="long_sd_id"
         ),
