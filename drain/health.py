@@ -142,6 +142,14 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _redacted(writer: Any) -> Any:
+    """Keep only the class (and SQLSTATE) of the writer's last error: a database message can
+    quote row data, and /health is unauthenticated."""
+    if isinstance(writer, dict) and isinstance(writer.get("last_error"), str):
+        writer = {**writer, "last_error": writer["last_error"].partition(":")[0]}
+    return writer
+
+
 def health_document(
     probe: DatabaseProbe, writer_stats: object, counters: Counters
 ) -> tuple[int, dict[str, Any]]:
@@ -153,7 +161,7 @@ def health_document(
             "latency_ms": probe.latency_ms,
             "error": probe.error,
         },
-        "writer": jsonable(writer_stats),
+        "writer": _redacted(jsonable(writer_stats)),
         "counters": counters.as_dict(),
     }
     return (200 if probe.reachable else 503), document

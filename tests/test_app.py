@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -375,6 +376,50 @@ async def test_database_gone_gives_503_with_retry_after_and_health_503(
     assert health.status_code == 503
     assert health.json()["database"]["reachable"] is False
     assert "127.0.0.1" not in health.json()["database"]["error"]
+    assert health.json()["writer"]["last_error"]  # the failed write is reported...
+    assert ":" not in health.json()["writer"]["last_error"]  # ...by its class only
     assert again.status_code == 200 and healthy.status_code == 200
     rows = await fetch(migrated_url, "SELECT tag FROM raw_events ORDER BY tag")
     assert [r[0] for r in rows] == ["db.before", "db.down"]
+
+
+async def test_full_write_queue_is_503_with_retry_after(migrated_url: str) -> None:
+    """A transaction holding raw_events stalls the writer; the queue fills; the next post is
+    answered 503 + Retry-After, and the stalled batch commits once the lock is gone."""
+    app = create_app(
+        settings(drain_queue_max_events=5), database_url=migrated_url, clock=lambda: NOW
+    )
+    blocker = await asyncpg.connect(migrated_url)
+    try:
+        async with running(app) as client:
+            writer = app.state.drain.writer
+            locked = blocker.transaction()
+            await locked.start()
+            await blocker.execute("LOCK TABLE raw_events IN ACCESS EXCLUSIVE MODE")
+            first = asyncio.create_task(
+                client.post(
+                    "/logs",
+                    content=events_body(NOW, "queue.first", 5),
+                    headers=logplex_headers(frame_id="q-1"),
+                )
+            )
+            for _ in range(100_000):  # bounded: until the first batch is queued
+                if writer.stats().queue_events >= 5 or first.done():
+                    break
+                await asyncio.sleep(0)
+            assert writer.stats().queue_events >= 5
+            second = await client.post(
+                "/logs",
+                content=events_body(NOW, "queue.second", 5),
+                headers=logplex_headers(frame_id="q-2"),
+            )
+            await locked.rollback()
+            first_response = await first
+    finally:
+        await blocker.close()
+    assert second.status_code == 503
+    assert int(second.headers["retry-after"]) >= 1
+    assert first_response.status_code == 200
+    assert first_response.headers["drain-events-stored"] == "5"
+    rows = await fetch(migrated_url, "SELECT DISTINCT tag FROM raw_events")
+    assert [r[0] for r in rows] == ["queue.first"]
