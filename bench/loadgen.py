@@ -193,22 +193,24 @@ async def run_load(
         fid_s = f"{prefix}{k:012X}"
         fid = fid_s.encode("ascii")
         res.requests_sent += 1
+        maybe_committed = False  # an attempt timed out or broke: its fate is unknown
         for attempt in range(retries + 1):
             if attempt:
                 res.retries += 1
             start = min(due, loop.time()) if attempt == 0 else loop.time()
-            outcome: str
             try:
                 async with asyncio.timeout(timeout_s):
                     status, headers = await conn.post(p, fid)
             except TimeoutError:
                 res.timeouts += 1
                 conn.close()
-                outcome = "unknown"
+                maybe_committed = True
+                wait = 0.2
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
                 res.conn_errors += 1
                 conn.close()
-                outcome = "unknown"
+                maybe_committed = True
+                wait = 0.2
             else:
                 lat = loop.time() - start
                 res.latencies_s.append(lat)
@@ -221,20 +223,16 @@ async def run_load(
                     res.acked_frame_ids.append(fid_s)
                     res.frame_events[fid_s] = p.events
                     return
-                if status == 503 and b"retry-after" in headers:
+                ra = headers.get(b"retry-after")
+                if status == 503 and ra is not None:
                     res.retry_after_503 += 1
                 if not (status >= 500 or status == 429):
-                    res.gave_up += 1
-                    return  # Logplex drops the batch for good
-                outcome = "refused"
-                if attempt < retries:
-                    ra = headers.get(b"retry-after")
-                    wait = min(float(ra), 2.0) if ra and ra.isdigit() else 0.2
-                    await asyncio.sleep(wait)
-            if outcome == "unknown" and attempt < retries:
-                await asyncio.sleep(0.2)
+                    break  # any other 4xx: Logplex drops the batch for good
+                wait = min(float(ra), 2.0) if ra and ra.isdigit() else 0.2
+            if attempt < retries:
+                await asyncio.sleep(wait)
         res.gave_up += 1
-        if outcome == "unknown":
+        if maybe_committed:
             res.unknown_frame_ids.append(fid_s)
             res.frame_events[fid_s] = p.events
 

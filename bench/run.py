@@ -391,46 +391,62 @@ def _agg(values: Sequence[float], fmt: str) -> str:
     return f"{format(med, fmt)} ({format(min(vals), fmt)}-{format(max(vals), fmt)})"
 
 
+def _busy_pct(p: Phase) -> float:
+    return p.figures.machine_busy_s / p.figures.wall_s / (os.cpu_count() or 1) * 100
+
+
+def _other_cpu_s(p: Phase) -> float:
+    f = p.figures
+    return f.machine_busy_s - f.service_cpu_s - f.postgres_cpu_s - f.self_cpu_s
+
+
 def table(phases: dict[str, list[Phase]]) -> str:
-    """The markdown table: medians (min-max) over runs."""
+    """Two markdown tables, medians (min-max) over runs: rates and latency, then CPU."""
     ceil = phases.get("ceiling", [])
     naive = phases.get("naive", [])
     ceil_med = statistics.median(p.events_per_s for p in ceil) if ceil else float("nan")
     naive_med = statistics.median(p.events_per_s for p in naive) if naive else float("nan")
-    head = (
-        "| phase | events/s | body MB/s | POST p50 ms | p99 ms | max ms | service peak RSS MB "
-        "| service CPU s (µs/event) | Postgres CPU s (µs/event) | machine busy % | ÷ ceiling "
-        "| ÷ naive | stored = acked |"
-    )
-    lines = [head, "|" + "---|" * 13]
+    rates = [
+        "| phase | events/s | body MB/s | POST p50 ms | POST p99 ms | POST max ms "
+        "| service peak RSS MB (PSS) | / ceiling | / naive | stored = acked |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cpu = [
+        "| phase | wall s | service CPU s | Postgres CPU s | load generator / client CPU s "
+        "| other processes CPU s | machine busy % | service µs/event | Postgres µs/event |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, ps in phases.items():
         lat = [p for p in ps if p.latencies_s]
         svc = [p for p in ps if p.figures.service_peak_rss_bytes]
 
         def ms(q: float, lat: list[Phase] = lat) -> str:
-            return _agg([percentile(p.latencies_s, q) * 1e3 for p in lat], ".0f") if lat else "—"
+            return _agg([percentile(p.latencies_s, q) * 1e3 for p in lat], ".0f") if lat else "-"
 
-        cpu_s = _agg([p.figures.service_cpu_s for p in svc], ".1f") if svc else "—"
-        cpu_us = (
-            _agg([p.figures.service_cpu_s / max(p.events, 1) * 1e6 for p in svc], ".1f")
-            if svc
-            else ""
-        )
-        pg_s = _agg([p.figures.postgres_cpu_s for p in ps], ".1f")
-        pg_us = _agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], ".1f")
-        checks = sorted({p.check for p in ps})
-        lines.append(
-            f"| {name} | {_agg([p.events_per_s for p in ps], ',.0f')} "
-            f"| {_agg([p.body_mb_per_s for p in ps], '.1f')} "
+        def agg(vals: list[float], fmt: str, cond: bool = True) -> str:
+            return _agg(vals, fmt) if cond else "-"
+
+        rates.append(
+            f"| {name} | {agg([p.events_per_s for p in ps], ',.0f')} "
+            f"| {agg([p.body_mb_per_s for p in ps], '.1f')} "
             f"| {ms(50)} | {ms(99)} | {ms(100)} "
-            f"| {_agg([p.figures.service_peak_rss_bytes / 2**20 for p in svc], '.0f') if svc else '—'} "
-            f"| {cpu_s}{f' ({cpu_us})' if svc else ''} | {pg_s} ({pg_us}) "
-            f"| {_agg([p.figures.machine_busy_s / p.figures.wall_s / (os.cpu_count() or 1) * 100 for p in ps], '.0f')} "
-            f"| {_agg([p.events_per_s / ceil_med for p in ps], '.2f')} "
-            f"| {_agg([p.events_per_s / naive_med for p in ps], '.1f')} "
-            f"| {' / '.join(checks)} |"
+            f"| {agg([p.figures.service_peak_rss_bytes / 2**20 for p in svc], '.0f', bool(svc))} "
+            f"({agg([p.figures.service_peak_pss_bytes / 2**20 for p in svc], '.0f', bool(svc))}) "
+            f"| {agg([p.events_per_s / ceil_med for p in ps], '.2f')} "
+            f"| {agg([p.events_per_s / naive_med for p in ps], '.1f')} "
+            f"| {' / '.join(sorted({p.check for p in ps}))} |"
         )
-    return "\n".join(lines)
+        cpu.append(
+            f"| {name} | {agg([p.wall_s for p in ps], '.1f')} "
+            f"| {agg([p.figures.service_cpu_s for p in svc], '.1f', bool(svc))} "
+            f"| {agg([p.figures.postgres_cpu_s for p in ps], '.1f')} "
+            f"| {agg([p.figures.self_cpu_s for p in ps], '.1f')} "
+            f"| {agg([_other_cpu_s(p) for p in ps], '.1f')} "
+            f"| {agg([_busy_pct(p) for p in ps], '.0f')} "
+            f"| {agg([p.figures.service_cpu_s / max(p.events, 1) * 1e6 for p in svc], '.1f', bool(svc))} "
+            f"| {agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], '.1f')} |"
+        )
+    return "\n".join(rates) + "\n\n" + "\n".join(cpu)
 
 
 def targets(phases: dict[str, list[Phase]]) -> str:
