@@ -33,6 +33,7 @@ from tests.served import (
     samples,
     start_drain,
 )
+from tests.tcpproxy import TcpProxy
 
 MAX_BODY_BYTES = 65536
 
@@ -246,3 +247,39 @@ async def test_two_workers_serve_and_stop_cleanly(migrated: str, tmp_path: Path)
         code = server.stop()
     assert code == 0, server.output()
     assert await scalar(migrated, "SELECT count(*) FROM raw_events") == 50
+
+
+async def test_database_outage_over_http(migrated: str, tmp_path: Path) -> None:
+    """The database goes away under a running `drain serve`: POST /logs and /health answer
+    503 (POST with Retry-After); when it is back, Logplex's retry with the same frame id is
+    stored once."""
+    proxy = TcpProxy(migrated)
+    await proxy.start()
+    server: Served | None = None
+    try:
+        server = await asyncio.to_thread(start_drain, tmp_path, drain_env(proxy.url))
+        now = datetime.now(UTC)
+        body = events_body(now, "e2e.outage", 4)
+        headers = logplex_headers(frame_id="outage-1")
+        async with httpx.AsyncClient(base_url=server.base_url, auth=AUTH, timeout=30) as client:
+            proxy.cut()
+            down = await client.post("/logs", content=body, headers=headers)
+            health_down = await client.get("/health")
+            proxy.restore()
+            retried = await client.post("/logs", content=body, headers=headers)
+            again = await client.post("/logs", content=body, headers=headers)
+            health_up = await client.get("/health")
+        code = await asyncio.to_thread(server.stop)
+    finally:
+        if server is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(5)
+        await proxy.close()
+    assert down.status_code == 503 and int(down.headers["retry-after"]) >= 1
+    assert health_down.status_code == 503
+    assert health_down.json()["database"]["reachable"] is False
+    assert retried.status_code == 200 and retried.headers["drain-events-stored"] == "4"
+    assert again.status_code == 200 and again.headers["drain-duplicate"] == "true"
+    assert health_up.status_code == 200
+    assert code == 0
+    assert await scalar(migrated, "SELECT count(*) FROM raw_events") == 4
