@@ -66,6 +66,9 @@ MAX_ID_HEADER_BYTES = 200
 RETRY_AFTER_UNAVAILABLE_S = 5
 #: seconds allowed for the pool to close once the writer has flushed
 POOL_CLOSE_TIMEOUT_S = 10.0
+#: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
+#: keeps answering other requests meanwhile (Logplex's ~100 KiB batches stay on the loop)
+DECODE_IN_THREAD_BYTES = 256 * 1024
 #: rough per-row overhead in bytes for the write queue's byte bound
 _ROW_OVERHEAD_BYTES = 200
 
@@ -255,7 +258,12 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
         return _refuse(error.status_code, error.detail)
 
     received_at = state.clock()
-    decoded = decode_batch(body, now=received_at, limits=state.limits, msg_count=msg_count)
+    if len(body) >= DECODE_IN_THREAD_BYTES:
+        decoded = await asyncio.to_thread(
+            decode_batch, body, now=received_at, limits=state.limits, msg_count=msg_count
+        )
+    else:
+        decoded = decode_batch(body, now=received_at, limits=state.limits, msg_count=msg_count)
     ledger = decoded.ledger
     state.counters.record_decoded(ledger)
     if ledger.msg_count_mismatch:

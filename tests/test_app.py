@@ -423,3 +423,15 @@ async def test_full_write_queue_is_503_with_retry_after(migrated_url: str) -> No
     assert first_response.headers["drain-events-stored"] == "5"
     rows = await fetch(migrated_url, "SELECT DISTINCT tag FROM raw_events")
     assert [r[0] for r in rows] == ["queue.first"]
+
+
+async def test_large_body_is_decoded_and_stored(migrated_url: str) -> None:
+    body = events_body(NOW, "big.batch", 4000)
+    assert len(body) > 256 * 1024  # decoded off the event loop
+    async with drain(migrated_url) as client:
+        response = await client.post(
+            "/logs", content=body, headers=logplex_headers(msg_count=4000, frame_id="big")
+        )
+    assert response.status_code == 200
+    assert response.headers["drain-events-stored"] == "4000"
+    assert (await fetch(migrated_url, "SELECT count(*) FROM raw_events"))[0][0] == 4000
