@@ -45,7 +45,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI
 
-from drain.settings import Settings, SettingsError
+from drain.settings import Settings, SettingsError, unknown_drain_variables
 
 __all__ = ["main", "worker_app"]
 
@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``drain`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    unknown = unknown_drain_variables(os.environ)
+    if unknown and args.command != "parse":
+        print("drain: warning: unknown variables ignored: " + ", ".join(unknown), file=sys.stderr)
     try:
         code: int = args.func(args)
     except SettingsError as error:

@@ -22,14 +22,16 @@ offending variable (``PORT: Input should be a valid integer``), without echoing 
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "unknown_drain_variables"]
 
 MiB = 2**20
 
@@ -250,6 +252,21 @@ class Settings(BaseSettings):
                 f"DRAIN_HOST={self.host} listens beyond this machine but DRAIN_USERNAME and "
                 "DRAIN_PASSWORD are not set: set both, or set DRAIN_ALLOW_ANONYMOUS=true"
             )
+
+
+def unknown_drain_variables(environ: Mapping[str, str]) -> list[str]:
+    """``DRAIN_*`` names in ``environ`` that are no setting (a typo falls back to a default
+    silently otherwise), each with the closest setting name when there is one."""
+    known = {name.upper() for name in Settings.model_fields}
+    internal = {"DRAIN_SERVE_DATABASE_URL"}
+    notes = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("DRAIN_") or upper in known or upper in internal:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1)
+        notes.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return notes
 
 
 def _is_loopback(host: str) -> bool:

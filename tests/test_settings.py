@@ -156,3 +156,12 @@ def test_data_dir_comes_from_the_environment(
 ) -> None:
     monkeypatch.setenv("DRAIN_DATA_DIR", str(tmp_path / "pg"))
     assert Settings.load().data_dir() == tmp_path / "pg"
+
+
+def test_unknown_drain_variables_are_reported_with_a_suggestion() -> None:
+    from drain.settings import unknown_drain_variables
+
+    environ = {"DRAIN_PASWORD": "x", "DRAIN_PORT": "1", "DRAIN_USERNAME": "u", "PATH": "/bin"}
+    notes = unknown_drain_variables(environ)
+    assert notes[0] == "DRAIN_PASWORD (did you mean DRAIN_PASSWORD?)"
+    assert len(notes) == 2 and notes[1].startswith("DRAIN_PORT")
