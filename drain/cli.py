@@ -231,12 +231,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from drain.migrate import migrate
+    from drain.migrate import MigrationError, migrate
 
     settings = Settings.load()
     _configure_logging()
-    from drain.migrate import MigrationError
-
     with _database(settings) as (url, _embedded):
         try:
             applied = asyncio.run(migrate(url))
