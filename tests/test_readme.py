@@ -3,11 +3,13 @@ bash against a started `drain serve` (only the port is changed to the test's fre
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.served import clean_env, drain_command, serving
@@ -59,3 +61,24 @@ def test_readme_curl_examples_run_as_written(database_url: str, tmp_path: Path) 
     assert sample.startswith("http/1.1 200")
     assert "drain-not-events: 10" in sample
     assert "drain-frames: 10" in sample
+    asyncio.run(run_readme_queries(database_url))
+
+
+async def run_readme_queries(url: str) -> None:
+    """Every statement of the README's ```sql block runs on the migrated, filled database."""
+    (block,) = re.findall(r"```sql\n(.*?)```", README, flags=re.DOTALL)
+    statements = [s.strip() for s in block.split(";") if _code(s).strip()]
+    assert len(statements) >= 6
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.fetch(_code(statement))
+        signups = await conn.fetch(statements[2])
+        assert [r["user_id"] for r in signups] == ["42"]
+    finally:
+        await conn.close()
+
+
+def _code(sql: str) -> str:
+    """``sql`` without its ``--`` comment lines."""
+    return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
