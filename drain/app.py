@@ -215,10 +215,19 @@ def _parse_msg_count(value: str | None) -> tuple[int | None, bool]:
     return None, False
 
 
-async def _post_logs(state: DrainState, request: Request) -> Response:
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """Who posted: the request's identity once it passed every check before the body."""
+
+    drain_token: str | None
+    frame_id: str | None
+    msg_count: int | None
+
+
+def _admit(state: DrainState, request: Request) -> _Admitted | Response:
+    """Credentials (401), id header sizes (400), drain token (403), media type (415)."""
     settings = state.settings
     headers = request.headers
-
     if settings.credentials_required:
         assert settings.drain_username is not None and settings.drain_password is not None
         if not check_basic(
@@ -247,23 +256,35 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
     msg_count, msg_count_valid = _parse_msg_count(headers.get("logplex-msg-count"))
     if not msg_count_valid:
         state.counters.msg_count_invalid += 1
+    return _Admitted(drain_token, frame_id, msg_count)
 
+
+async def _decode(
+    state: DrainState, body: bytes, now: datetime, msg_count: int | None
+) -> DecodedBatch:
+    """decode_batch, in a worker thread for large bodies (see DECODE_IN_THREAD_BYTES)."""
+    if len(body) >= DECODE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(
+            decode_batch, body, now=now, limits=state.limits, msg_count=msg_count
+        )
+    return decode_batch(body, now=now, limits=state.limits, msg_count=msg_count)
+
+
+async def _post_logs(state: DrainState, request: Request) -> Response:
+    admitted = _admit(state, request)
+    if isinstance(admitted, Response):
+        return admitted
     try:
         body = await read_body(
             request,
-            max_bytes=settings.drain_max_body_bytes,
-            timeout_s=settings.drain_body_timeout_s,
+            max_bytes=state.settings.drain_max_body_bytes,
+            timeout_s=state.settings.drain_body_timeout_s,
         )
     except BodyError as error:
         return _refuse(error.status_code, error.detail)
 
     received_at = state.clock()
-    if len(body) >= DECODE_IN_THREAD_BYTES:
-        decoded = await asyncio.to_thread(
-            decode_batch, body, now=received_at, limits=state.limits, msg_count=msg_count
-        )
-    else:
-        decoded = decode_batch(body, now=received_at, limits=state.limits, msg_count=msg_count)
+    decoded = await _decode(state, body, received_at, admitted.msg_count)
     ledger = decoded.ledger
     state.counters.record_decoded(ledger)
     if ledger.msg_count_mismatch:
@@ -271,18 +292,19 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
             "Logplex-Msg-Count %s but %d frames found (frame id %r, drain token %r, %d bytes)",
             ledger.msg_count_header,
             ledger.frames,
-            frame_id,
-            drain_token,
+            admitted.frame_id,
+            admitted.drain_token,
             ledger.body_bytes,
         )
 
     result: WriteResult | None = None
-    if decoded.events or decoded.quarantined:
+    if decoded.events or decoded.quarantined:  # else: nothing to write, skip the writer
         writer = state.writer
         if writer is None:
             return _unavailable("the drain is not running")
+        batch = _pending(decoded, admitted.drain_token, admitted.frame_id, received_at)
         try:
-            result = await writer.submit(_pending(decoded, drain_token, frame_id, received_at))
+            result = await writer.submit(batch)
         except QueueFull as error:
             retry_after = max(1, math.ceil(error.retry_after_s))
             return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
