@@ -82,3 +82,14 @@ async def run_readme_queries(url: str) -> None:
 def _code(sql: str) -> str:
     """``sql`` without its ``--`` comment lines."""
     return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    from drain.settings import Settings
+
+    rows = {
+        line.split("|")[1].strip().strip("`")
+        for line in README.splitlines()
+        if line.startswith("| `")
+    }
+    assert {name.upper() for name in Settings.model_fields} <= rows
