@@ -157,6 +157,23 @@ def _database(settings: Settings) -> Iterator[tuple[str, bool]]:
         yield server.url, True
 
 
+@contextmanager
+def _ready_database() -> Iterator[str]:
+    """Yield a migrated database URL for the rollup and clock commands.
+
+    DATABASE_URL as it is (the release phase migrates it), or the embedded server, which is
+    migrated here so that a laptop needs no set-up.
+    """
+    settings = Settings.load()
+    _configure_logging()
+    with _database(settings) as (url, embedded):
+        if embedded:
+            from drain.migrate import migrate
+
+            asyncio.run(migrate(url))
+        yield url
+
+
 def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -328,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the time that decides the acceptance window (default: now), e.g. 2026-12-01T00:00Z",
     )
     parse.set_defaults(func=cmd_parse)
+
+    from drain import rollup_cli
+
+    rollup_cli.register(commands, _ready_database, _iso_datetime)
     return parser
 
 

@@ -281,7 +281,7 @@ async def rollup_status(pool: asyncpg.Pool, names: list[str], now: datetime) -> 
                   last.finished_at AS last_run_at, last.error AS last_error,
                   (SELECT coalesce(sum(late_events), 0) FROM rollup_runs r
                     WHERE r.rollup = n.rollup AND r.kind = 'scheduled'
-                      AND r.finished_at > $2 - interval '24 hours') AS late_events
+                      AND r.finished_at > $2::timestamptz - interval '24 hours') AS late_events
              FROM unnest($1::text[]) AS n(rollup)
              LEFT JOIN LATERAL (
                   SELECT finished_at, error FROM rollup_runs r

@@ -13,7 +13,13 @@ import pytest
 
 from drain.clock import Clock, ClockConfig
 from drain.migrate import migrate
-from drain.rollup_runner import RunKind, backfill_windows, load_rollups, run_window
+from drain.rollup_runner import (
+    RunKind,
+    backfill_windows,
+    load_rollups,
+    rollup_status,
+    run_window,
+)
 from drain.rollups import (
     RollupFormatError,
     latest_tick,
@@ -305,3 +311,21 @@ async def test_only_one_clock_holds_the_leader_lock(pool: asyncpg.Pool) -> None:
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
     assert holders == 1
     assert await pool.fetchval("SELECT count(*) FROM rollup_runs") == 1
+
+
+async def test_status_reports_lag_last_error_and_late_events(pool: asyncpg.Pool) -> None:
+    specs = load_rollups()
+    await add_events(pool, [pay(T0 + timedelta(minutes=5), "categoryA", 1)])
+    await run_window(pool, specs["payment_history"], kind=RunKind.SCHEDULED, scheduled_for=T0 + H)
+    bad = parse_rollup("t_sum", GOOD.replace("count(*) AS n", "count(*) / 0 AS n"))
+    await run_window(pool, bad, kind=RunKind.MANUAL, scheduled_for=T0 + H)
+    now = T0 + 4 * H
+    status = {
+        s.rollup: s
+        for s in await rollup_status(pool, ["payment_history", "t_sum", "never_ran"], now)
+    }
+    assert status["payment_history"].last_window_end == T0 + H
+    assert status["payment_history"].lag_s == 3 * 3600
+    assert status["payment_history"].last_error is None
+    assert status["t_sum"].last_error is not None and "division" in status["t_sum"].last_error
+    assert status["never_ran"].lag_s is None and status["never_ran"].last_run_at is None
