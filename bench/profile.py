@@ -92,6 +92,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "drain-profile")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--native", action="store_true", help="also sample C/Cython frames")
     args = ap.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -108,7 +110,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         db_url = with_database(admin_url, dbname)
         try:
             migrate(db_url)
-            svc = Service(db_url, workers=1, log_path=args.out / "serve.log")
+            env = dict(kv.split("=", 1) for kv in args.service_env)
+            svc = Service(db_url, workers=1, extra_env=env, log_path=args.out / "serve.log")
             await svc.start()
             try:
                 prepared = prepare(bodies, host="127.0.0.1", port=svc.port)

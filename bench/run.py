@@ -298,10 +298,13 @@ async def phase_service(
     workers: int,
     plan: LoadPlan,
     log_dir: Path,
+    service_env: dict[str, str] | None = None,
 ) -> tuple[Phase, Phase]:
     """Run ``drain serve`` with ``workers``; return (full speed, 80 % of it) phases."""
     await reset(db_url)
-    svc = Service(db_url, workers=workers, log_path=log_dir / f"serve-w{workers}.log")
+    svc = Service(
+        db_url, workers=workers, extra_env=service_env, log_path=log_dir / f"serve-w{workers}.log"
+    )
     await svc.start()
     results: list[Result] = []
     try:
@@ -516,6 +519,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "--connections", type=int, default=32, help="load generator keep-alive connections"
     )
     ap.add_argument("--skip", default="", help="phases to skip: ceiling,naive,serve")
+    ap.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for drain serve (repeatable), e.g. DRAIN_FLUSH_MAX_EVENTS=10000",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     args = ap.parse_args(argv)
 
@@ -536,6 +546,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         )
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    service_env = dict(kv.split("=", 1) for kv in args.service_env)
 
     now = datetime.now(UTC)
     bodies = make_bodies(64, now=now, seed=20261201)
@@ -573,7 +584,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f"- runs: {runs}; ceiling {ceiling_n:,} rows in 5000-row transactions; naive ≤ {naive_n:,} "
             f"events or {naive_s:.0f} s; service: {plan.connections} connections, warm-up "
             f"{plan.warmup_s:.0f} s, full speed {plan.full_s:.0f} s, then 80 % for {plan.rate_s:.0f} s; "
-            f"service logs in {log_dir}",
+            f"service logs in {log_dir}"
+            + (f"; service environment {service_env}" if service_env else ""),
             flush=True,
         )
         try:
@@ -604,7 +616,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 if "serve" not in skip:
                     for w in workers:
                         full, at80 = await phase_service(
-                            db_url, dbname, pm_pid, bodies, w, plan, log_dir
+                            db_url, dbname, pm_pid, bodies, w, plan, log_dir, service_env
                         )
                         phases.setdefault(full.name, []).append(full)
                         phases.setdefault(at80.name, []).append(at80)
