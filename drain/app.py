@@ -49,8 +49,9 @@ from drain.auth import WWW_AUTHENTICATE, check_basic, check_drain_token
 from drain.batch import DecodeLimits, decode_batch
 from drain.body import BodyError, read_body
 from drain.database import create_pool
-from drain.health import Counters, health_document, probe_database
+from drain.health import Counters, health_document, probe_database, rollup_health
 from drain.records import DecodedBatch, PendingBatch, WriteResult
+from drain.rollup_runner import load_rollups
 from drain.settings import Settings
 from drain.writer import DatabaseUnavailable, QueueFull, Writer, WriterClosed, WriterConfig
 
@@ -89,6 +90,7 @@ class DrainState:
     limits: DecodeLimits
     writer_config: WriterConfig
     counters: Counters
+    rollup_names: list[str]
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
 
@@ -136,6 +138,7 @@ def create_app(
         limits=decode_limits_from(settings),
         writer_config=writer_config_from(settings),
         counters=Counters(),
+        rollup_names=sorted(load_rollups()),
     )
 
     @asynccontextmanager
@@ -180,7 +183,8 @@ def create_app(
             return JSONResponse({"status": "starting"}, status_code=503)
         probe = await probe_database(state.pool)
         stats = state.writer.stats() if state.writer is not None else None
-        status, document = health_document(probe, stats, state.counters)
+        rollups = await rollup_health(state.pool, state.rollup_names) if probe.reachable else None
+        status, document = health_document(probe, stats, state.counters, rollups)
         return JSONResponse(document, status_code=status)
 
     app.add_api_route("/logs", post_logs, methods=["POST"], include_in_schema=False)

@@ -12,7 +12,9 @@ The document (JSON)::
                   "batches": 12, "body_bytes": 8760, "frames": 120, "events_stored": 100,
                   "quarantined": 3, "quarantined_by_reason": {"invalid_json": 3},
                   "not_events": 17, "duplicates": 1, "msg_count_mismatches": 0,
-                  "msg_count_invalid": 0}}
+                  "msg_count_invalid": 0},
+     "rollups": [{"name": "payment_history", "last_window_end": "...", "lag_s": 312.0,
+                  "last_run_at": "...", "last_error": null, "late_events_24h": 0}]}
 
 Answered with 200 when the database answers ``SELECT 1`` within the probe timeout, 503 when
 it does not (so a load balancer or ``curl --fail`` sees the outage).
@@ -32,7 +34,14 @@ import asyncpg
 
 from drain.records import Ledger, WriteResult
 
-__all__ = ["Counters", "DatabaseProbe", "health_document", "jsonable", "probe_database"]
+__all__ = [
+    "Counters",
+    "DatabaseProbe",
+    "health_document",
+    "jsonable",
+    "probe_database",
+    "rollup_health",
+]
 
 #: seconds the ``SELECT 1`` probe may take before the database counts as unreachable
 PROBE_TIMEOUT_S = 2.0
@@ -150,8 +159,37 @@ def _redacted(writer: Any) -> Any:
     return writer
 
 
+async def rollup_health(
+    pool: asyncpg.Pool, names: list[str], timeout_s: float = PROBE_TIMEOUT_S
+) -> list[dict[str, Any]] | None:
+    """Each rollup's lag (seconds its last completed window is behind now), last error class
+    and late events in the last 24 h; None when ``rollup_runs`` cannot be read in time."""
+    from drain.rollup_runner import rollup_status
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            status = await rollup_status(pool, names, datetime.now(UTC))
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None
+    return [
+        {
+            "name": s.rollup,
+            "last_window_end": jsonable(s.last_window_end),
+            "lag_s": None if s.lag_s is None else round(s.lag_s, 1),
+            "last_run_at": jsonable(s.last_run_at),
+            # the class only: a database message can quote data, and /health is public
+            "last_error": None if s.last_error is None else s.last_error.partition(":")[0],
+            "late_events_24h": s.late_events,
+        }
+        for s in status
+    ]
+
+
 def health_document(
-    probe: DatabaseProbe, writer_stats: object, counters: Counters
+    probe: DatabaseProbe,
+    writer_stats: object,
+    counters: Counters,
+    rollups: list[dict[str, Any]] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The /health answer: (HTTP status, JSON document); 503 when the database is unreachable."""
     document = {
@@ -163,5 +201,6 @@ def health_document(
         },
         "writer": _redacted(jsonable(writer_stats)),
         "counters": counters.as_dict(),
+        "rollups": rollups,
     }
     return (200 if probe.reachable else 503), document

@@ -5,6 +5,7 @@ Used by tests/test_app*.py, tests/test_e2e*.py, tests/test_cli.py and tests/test
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,12 +14,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 USER, PASSWORD = "logplex", "correct horse battery staple"
@@ -213,3 +216,26 @@ def serving(tmp_path: Path, env: dict[str, str], args: list[str] | None = None) 
     finally:
         if served.proc.poll() is None:
             served.stop()
+
+
+@asynccontextmanager
+async def served_app(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn in this process on a free 127.0.0.1 port; yield its base URL.
+
+    Start-up is polled with a bound; on exit uvicorn shuts down gracefully (the lifespan runs,
+    so the writer flushes).
+    """
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not server.started:  # start-up polling, bounded
+        assert not task.done(), "uvicorn stopped during start-up"
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, STOP_DEADLINE_S)

@@ -8,8 +8,6 @@ quarantined frames, and the response's Drain-* headers its summary.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -18,13 +16,12 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from drain.app import create_app
 from drain.migrate import migrate
 from drain.settings import Settings
 from tests.samples import SampleCase, sample_cases
-from tests.served import AUTH, PASSWORD, USER, async_chunks, free_port
+from tests.served import AUTH, PASSWORD, USER, async_chunks, served_app
 from tests.test_golden import GOLDEN_NOW
 
 CASES = sample_cases()
@@ -36,20 +33,8 @@ async def golden_drain(database_url: str) -> AsyncIterator[str]:
     await migrate(database_url)
     settings = Settings(database_url=None, drain_username=USER, drain_password=PASSWORD)
     app = create_app(settings, database_url=database_url, clock=lambda: GOLDEN_NOW)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 30
-    while not server.started:  # start-up polling, bounded
-        assert not task.done(), "uvicorn stopped during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+    async with served_app(app) as base_url:
+        yield base_url
 
 
 def golden_lines(case: SampleCase) -> list[dict[str, Any]]:
