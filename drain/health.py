@@ -190,6 +190,7 @@ def health_document(
     writer_stats: object,
     counters: Counters,
     rollups: list[dict[str, Any]] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The /health answer: (HTTP status, JSON document); 503 when the database is unreachable."""
     document = {
@@ -202,5 +203,7 @@ def health_document(
         "writer": _redacted(jsonable(writer_stats)),
         "counters": counters.as_dict(),
         "rollups": rollups,
+        # upstream loss, partitions not made ahead (drain.operations.health_warnings)
+        "warnings": warnings or [],
     }
     return (200 if probe.reachable else 503), document
