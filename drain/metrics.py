@@ -70,7 +70,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -87,8 +86,9 @@ __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "multiprocess_directory"]
 
 #: the environment variable prometheus-client reads for multiprocess mode
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: Content-Type of GET /metrics
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: Content-Type of GET /metrics: the classic text format, which every Prometheus reads
+#: (drain's metric names need none of format 1.0.0's escaping)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: rows per group commit (DRAIN_FLUSH_MAX_EVENTS defaults to 5000)
 COMMIT_ROWS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
