@@ -265,7 +265,8 @@ async def _detach(conn: Conn, name: str, pending: bool, policy: RetentionPolicy)
         except (
             asyncpg.PostgresSyntaxError,  # PostgreSQL 13 and older
             asyncpg.ActiveSQLTransactionError,  # 25001: inside a transaction block
-            asyncpg.FeatureNotSupportedError,  # 0A000: e.g. a DEFAULT partition exists
+            asyncpg.FeatureNotSupportedError,  # 0A000
+            asyncpg.ObjectNotInPrerequisiteStateError,  # 55000: a DEFAULT partition exists
         ) as exc:
             log.warning("DETACH CONCURRENTLY not possible (%s); plain DETACH", _describe(exc))
         async with conn.transaction():
