@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -60,6 +61,7 @@ from drain.operations import (
     loss_warning,
     plan_web_pool,
     refresh_partition_gauge,
+    remember_loss,
 )
 from drain.records import DecodedBatch, PendingBatch, WriteResult
 from drain.rollup_runner import load_rollups
@@ -106,7 +108,7 @@ class DrainState:
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
     #: the last upstream loss this process saw, for /health's warnings (drain.operations)
-    last_loss: dict[str, object] | None = None
+    last_loss: dict[str, Any] | None = None
 
 
 def writer_config_from(settings: Settings) -> WriterConfig:
@@ -385,7 +387,7 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
         if loss.lost:
             note.lost_upstream = loss.lost
             state.metrics.record_loss(admitted.drain_token, loss)
-            state.last_loss = loss_warning(admitted.drain_token, loss, received_at)
+            remember_loss(state, loss_warning(admitted.drain_token, loss, received_at))
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
 
 

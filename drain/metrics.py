@@ -215,6 +215,11 @@ class Metrics:
         """True when values are shared through PROMETHEUS_MULTIPROC_DIR."""
         return self._directory is not None
 
+    @property
+    def directory(self) -> str | None:
+        """The directory shared by the workers (PROMETHEUS_MULTIPROC_DIR), or None."""
+        return self._directory
+
     # ----------------------------------------------------------------- recording
 
     def record_decoded(self, ledger: Ledger) -> None:

@@ -5,10 +5,12 @@ Kept apart from drain.app so that the request path there stays one line per step
 ``/health`` warnings (the ``warnings`` list of the document), each a JSON object with a
 ``kind`` and a human ``message``:
 
-- ``upstream_loss``: the last loss Heroku reported to this worker process (Logplex's
-  ``Error L10``, log-shuttle's ``Error L13`` / ``Logplex-Lost-Count``, drain.lost): how many
-  messages, since when, for which drain token. Per process, like the counters; the
-  ``drain_upstream_lost_messages_total`` metric has every worker's sum.
+- ``upstream_loss``: the last loss Heroku reported to the drain (Logplex's ``Error L10``,
+  log-shuttle's ``Error L13`` / ``Logplex-Lost-Count``, drain.lost): how many messages,
+  since when, for which drain token. With several workers the last report is shared
+  through a small JSON file in the metrics directory (written whole, then renamed), so
+  every worker shows it; it is forgotten when the drain restarts. The
+  ``drain_upstream_lost_messages_total`` metric keeps the counts.
 - ``partitions_ahead``: fewer than DRAIN_PARTITIONS_AHEAD_DAYS days after today have a
   partition (the clock's maintenance makes them; ``drain partitions maintain`` does it now).
 """
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
+import orjson
 
 from drain.budget import PoolPlan, plan_pool, read_limit
 from drain.database import connect_kwargs
@@ -37,9 +41,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchNote",
     "health_warnings",
+    "last_loss",
     "loss_warning",
     "plan_web_pool",
     "refresh_partition_gauge",
+    "remember_loss",
 ]
 
 log = logging.getLogger("drain.operations")
@@ -48,6 +54,8 @@ log = logging.getLogger("drain.operations")
 PARTITION_PROBE_TIMEOUT_S = 2.0
 #: longest header value copied into a log line, characters
 _MAX_LOGGED_HEADER = 200
+#: the last upstream loss, shared by the workers, in the metrics directory
+LAST_LOSS_FILE = "drain-last-upstream-loss.json"
 
 
 def _short(value: str | None) -> str | None:
@@ -122,6 +130,33 @@ def loss_warning(drain_token: str | None, loss: BatchLoss, received_at: datetime
     }
 
 
+def remember_loss(state: DrainState, warning: dict[str, Any]) -> None:
+    """Keep ``warning`` as the last upstream loss, for every worker's /health."""
+    state.last_loss = warning
+    directory = state.metrics.directory
+    if directory is not None:
+        path = os.path.join(directory, LAST_LOSS_FILE)
+        temporary = f"{path}.{os.getpid()}"
+        with open(temporary, "wb") as out:
+            out.write(orjson.dumps(warning))
+        os.replace(temporary, path)
+
+
+def last_loss(state: DrainState) -> dict[str, Any] | None:
+    """The last upstream loss any worker saw (this process's only, with one worker)."""
+    directory = state.metrics.directory
+    if directory is None:
+        return state.last_loss
+    try:
+        with open(os.path.join(directory, LAST_LOSS_FILE), "rb") as shared:
+            found = orjson.loads(shared.read())
+    except FileNotFoundError:
+        return None
+    except orjson.JSONDecodeError:  # cannot happen with os.replace; be safe
+        return state.last_loss
+    return found if isinstance(found, dict) else None
+
+
 async def _days_ahead(pool: asyncpg.Pool) -> int | None:
     try:
         async with asyncio.timeout(PARTITION_PROBE_TIMEOUT_S), pool.acquire() as conn:
@@ -144,8 +179,9 @@ async def refresh_partition_gauge(state: DrainState) -> int | None:
 async def health_warnings(state: DrainState, reachable: bool) -> list[dict[str, Any]]:
     """The /health ``warnings`` list (see the module docstring)."""
     warnings: list[dict[str, Any]] = []
-    if state.last_loss is not None:
-        warnings.append(dict(state.last_loss))
+    loss = last_loss(state)
+    if loss is not None:
+        warnings.append(dict(loss))
     if reachable:
         wanted = state.settings.drain_partitions_ahead_days
         ahead = await refresh_partition_gauge(state)

@@ -229,23 +229,38 @@ def test_two_workers_one_metrics_view_and_json_logs(database_url: str, tmp_path:
                 batches += 1
                 # a worker's counters start when it starts: its identity here
                 workers.add(client.get("/health").json()["counters"]["started_at"])
-        scrapes = []
+        l10 = (SAMPLES / "logplex-issue105-l10-no-lf.body").read_bytes()
+        with httpx.Client(base_url=served.base_url, auth=AUTH) as client:
+            headers = logplex_headers(frame_id="w-l10")
+            assert client.post("/logs", content=l10, headers=headers).status_code == 200
+        scrapes, healths = [], []
         for _ in range(8):
             with httpx.Client(base_url=served.base_url, auth=AUTH) as client:
                 scrapes.append(samples_of(client.get("/metrics").text))
+                health = client.get("/health").json()
+                healths.append((health["counters"]["started_at"], health["warnings"]))
         assert served.stop() == 0, served.output()
     after = set(glob.glob(str(Path(tempfile.gettempdir()) / "drain-metrics-*")))
     assert len(workers) == 2, "both workers answered"
     for found in scrapes:
-        assert value(found, "drain_batches_received_total") == batches
+        assert value(found, "drain_batches_received_total") == batches + 1
         assert value(found, "drain_events_stored_total") == batches * per_batch
-        assert value(found, "drain_requests_total", status="200") == batches
+        assert value(found, "drain_requests_total", status="200") == batches + 1
+        lost = value(
+            found, "drain_upstream_lost_messages_total", drain_token=DRAIN_TOKEN, source="L10"
+        )
+        assert lost == 1
+    # whichever worker answers /health, it shows the loss the other one may have seen
+    for _worker, warnings in healths:
+        assert [(w["kind"], w["lost"]) for w in warnings] == [("upstream_loss", 1)]
     assert len(during) == 1 and not (during & after), "a private metrics dir, removed at exit"
     lines = served.stdout_path.read_text().splitlines()
     records = [json.loads(line) for line in lines if line.startswith("{")]
     batch_lines = [r for r in records if r.get("event") == "batch"]
-    assert len(batch_lines) == batches
-    assert all(r["request_id"].startswith("req-") and r["frames"] == per_batch for r in batch_lines)
+    assert len(batch_lines) == batches + 1
+    posted = [r for r in batch_lines if r["frame_id"] != "w-l10"]
+    assert all(r["request_id"].startswith("req-") and r["frames"] == per_batch for r in posted)
+    assert [r["lost_upstream"] for r in batch_lines if r["frame_id"] == "w-l10"] == [1]
     text = served.output()
     assert '"n":' not in text and "two.workers" not in text  # no event, no body
     assert PASSWORD not in text and database_url not in text
