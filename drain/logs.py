@@ -49,7 +49,10 @@ def _shared_processors() -> list[Any]:
 
 
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Send structlog and the standard library's logging to ``stream`` (stdout) as JSON lines.
+    """Send structlog and the standard library's logging to ``stream`` as JSON lines.
+
+    ``stream`` defaults to stdout (``drain serve``); the CLI's other commands pass stderr,
+    so that their stdout stays their output.
 
     Idempotent: calling it again replaces the root logger's handlers.
     """
