@@ -264,3 +264,52 @@ def test_two_workers_one_metrics_view_and_json_logs(database_url: str, tmp_path:
     text = served.output()
     assert '"n":' not in text and "two.workers" not in text  # no event, no body
     assert PASSWORD not in text and database_url not in text
+
+
+async def test_database_errors_are_counted_by_class(migrated_url: str) -> None:
+    from tests.tcpproxy import TcpProxy
+
+    proxy = TcpProxy(migrated_url)
+    await proxy.start()
+    try:
+        app = create_app(settings(), database_url=proxy.url, clock=lambda: NOW)
+        async with (
+            served_app(app) as base,
+            httpx.AsyncClient(base_url=base, auth=AUTH) as client,
+        ):
+            body = events_body(NOW, "cut.tag", 2)
+            ok = await client.post("/logs", content=body, headers=logplex_headers(frame_id="c1"))
+            proxy.cut()
+            cut = await client.post("/logs", content=body, headers=logplex_headers(frame_id="c2"))
+            proxy.restore()
+            found = samples_of((await client.get("/metrics")).text)
+    finally:
+        await proxy.close()
+    assert (ok.status_code, cut.status_code) == (200, 503)
+    assert value(found, "drain_database_errors_total", **{"class": "unavailable"}) >= 1
+    assert value(found, "drain_requests_total", status="503") == 1
+
+
+def test_mark_dead_workers_keeps_live_gauges_only(tmp_path: Path) -> None:
+    import os
+
+    from drain.metrics import mark_dead_workers
+
+    alive = tmp_path / f"gauge_livesum_{os.getpid()}.db"
+    dead = tmp_path / "gauge_livesum_4194303.db"  # above any Linux pid_max default
+    counter = tmp_path / "counter_4194303.db"  # counters of exited workers stay in the sum
+    for path in (alive, dead, counter):
+        path.write_bytes(b"")
+    assert mark_dead_workers(str(tmp_path)) == [4194303]
+    assert alive.exists() and counter.exists() and not dead.exists()
+
+
+def test_metrics_refuse_a_half_configured_multiprocess_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from drain.metrics import MULTIPROC_ENV, Metrics
+
+    # prometheus_client was imported without the variable: setting it now cannot work
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    with pytest.raises(RuntimeError, match="before prometheus_client is imported"):
+        Metrics.create()
