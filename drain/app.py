@@ -53,7 +53,7 @@ from drain.body import BodyError, read_body
 from drain.database import create_pool
 from drain.health import Counters, health_document, probe_database, rollup_health
 from drain.logs import batch_logger
-from drain.lost import lost_in_batch
+from drain.lost import BatchLoss, lost_in_batch
 from drain.metrics import CONTENT_TYPE, Metrics
 from drain.operations import (
     BatchNote,
@@ -382,13 +382,26 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
         result is not None and result.duplicate
     ):
         # Rare (Heroku reports a loss): read the L10/L13 lines again, from the same body.
-        outcomes = iter_outcomes(body, now=received_at, limits=state.limits)
-        loss = lost_in_batch(outcomes, lost_header)
+        loss = await _loss(state, body, received_at, lost_header)
         if loss.lost:
             note.lost_upstream = loss.lost
             state.metrics.record_loss(admitted.drain_token, loss)
             remember_loss(state, loss_warning(admitted.drain_token, loss, received_at))
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
+
+
+async def _loss(
+    state: DrainState, body: bytes, received_at: datetime, lost_header: str | None
+) -> BatchLoss:
+    """The batch's upstream loss reports (drain.lost), in a worker thread for large bodies."""
+
+    def read() -> BatchLoss:
+        outcomes = iter_outcomes(body, now=received_at, limits=state.limits)
+        return lost_in_batch(outcomes, lost_header)
+
+    if len(body) >= DECODE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(read)
+    return read()
 
 
 def _unavailable(detail: str) -> Response:
