@@ -46,6 +46,7 @@ import asyncpg
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from structlog.contextvars import bound_contextvars
 
 from drain.auth import WWW_AUTHENTICATE, check_basic, check_drain_token
 from drain.batch import KIND_LOGPLEX_ERROR, DecodeLimits, decode_batch, iter_outcomes
@@ -195,7 +196,9 @@ def create_app(
         started = time.perf_counter()
         note = BatchNote(request.headers.get("x-request-id"))
         try:
-            response = await _post_logs(state, request, note)
+            # every log line of this request (e.g. the writer's) carries the request id
+            with bound_contextvars(request_id=note.logged_request_id):
+                response = await _post_logs(state, request, note)
         except Exception:
             state.counters.requests_by_status[500] += 1
             state.metrics.requests.labels("500").inc()

@@ -80,6 +80,11 @@ class BatchNote:
     result: WriteResult | None = None
     lost_upstream: int = 0
 
+    @property
+    def logged_request_id(self) -> str | None:
+        """The request id as logged (cut to 200 characters)."""
+        return _short(self.request_id)
+
     def log(self, logger: Any, status: int, started: float) -> None:
         """Emit the batch's one line: info for 2xx, warning otherwise."""
         fields: dict[str, Any] = {
