@@ -1,4 +1,7 @@
-"""The web service: ``POST /logs`` (the drain) and ``GET /health``.
+"""The web service: ``POST /logs`` (the drain), ``GET /health`` and ``GET /metrics``.
+
+``GET /metrics`` (drain.metrics; off with DRAIN_METRICS=false) needs the same HTTP Basic
+credentials as ``POST /logs``. Each POST writes one log line (drain.operations.BatchNote).
 
 :func:`create_app` builds one FastAPI app from :class:`~drain.settings.Settings`. Its lifespan
 opens the asyncpg pool and starts the group-commit :class:`~drain.writer.Writer`; on shutdown

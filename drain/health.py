@@ -14,7 +14,10 @@ The document (JSON)::
                   "not_events": 17, "duplicates": 1, "msg_count_mismatches": 0,
                   "msg_count_invalid": 0},
      "rollups": [{"name": "payment_history", "last_window_end": "...", "lag_s": 312.0,
-                  "last_run_at": "...", "last_error": null, "late_events_24h": 0}]}
+                  "last_run_at": "...", "last_error": null, "late_events_24h": 0}],
+     "warnings": [{"kind": "upstream_loss", "message": "...", "lost": 1, "...": "..."}]}
+
+``warnings`` (drain.operations) is empty when all is well; a warning never changes the status.
 
 Answered with 200 when the database answers ``SELECT 1`` within the probe timeout, 503 when
 it does not (so a load balancer or ``curl --fail`` sees the outage).
