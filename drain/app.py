@@ -199,7 +199,7 @@ def create_app(
         started = time.perf_counter()
         note = BatchNote(request.headers.get("x-request-id"))
         try:
-            # every log line of this request (e.g. the writer's) carries the request id
+            # every log line of this request (e.g. a Msg-Count warning) carries the request id
             with bound_contextvars(request_id=note.logged_request_id):
                 response = await _post_logs(state, request, note)
         except Exception:
