@@ -278,11 +278,17 @@ class Settings(BaseSettings):
         """Refuse configurations that must not serve POST /logs.
 
         Raises:
-            SettingsError: only one of DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL
+            SettingsError: DATABASE_CONNECTION_POOL_URL without DATABASE_URL; only one of
+                DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL
                 is set (a deployed drain) without both and DRAIN_ALLOW_ANONYMOUS is not true;
                 or the drain listens beyond loopback without credentials and without
                 DRAIN_ALLOW_ANONYMOUS=true.
         """
+        if self.database_connection_pool_url is not None and self.database_url is None:
+            raise SettingsError(
+                "DATABASE_CONNECTION_POOL_URL is set but DATABASE_URL is not: migrations and "
+                "maintenance need the direct DATABASE_URL"
+            )
         has_user = self.drain_username is not None
         has_password = self.drain_password is not None
         if has_user != has_password:

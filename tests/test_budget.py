@@ -213,3 +213,10 @@ async def test_the_drain_works_behind_pgbouncer_in_transaction_mode(
     finally:
         await conn.close()
     assert stored == distinct == 120
+
+
+def test_the_pooler_url_needs_the_direct_url() -> None:
+    from drain.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        settings(database_connection_pool_url="postgres://u:p@pooler/db").check_serving()
