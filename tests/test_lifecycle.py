@@ -233,3 +233,38 @@ def test_partitions_cli_list_and_maintain(database_url: str, tmp_path: Path) -> 
     after = drain("list")
     assert partition_name(day(-30)) not in after.stdout
     assert "2 of 2 days ahead made" in after.stdout
+
+
+async def test_an_interrupted_detach_is_finalized_by_the_next_run(pool: asyncpg.Pool) -> None:
+    await add_days(pool, [-30])
+    name = partition_name(day(-30))
+    reader = await pool.acquire()
+    tx = reader.transaction()
+    await tx.start()
+    await reader.fetchval("SELECT count(*) FROM raw_events")
+    detacher = await pool.acquire()
+    detach = asyncio.create_task(
+        detacher.execute(f"ALTER TABLE raw_events DETACH PARTITION {name} CONCURRENTLY")
+    )
+    try:
+        pid = None
+        deadline = asyncio.get_running_loop().time() + 10
+        while pid is None and asyncio.get_running_loop().time() < deadline:  # bounded
+            pid = await pool.fetchval(
+                """SELECT pid FROM pg_stat_activity
+                   WHERE query LIKE 'ALTER TABLE raw_events DETACH%' AND wait_event IS NOT NULL"""
+            )
+            await asyncio.sleep(0.02)
+        assert pid is not None, "the detach never started waiting"
+        await pool.execute("SELECT pg_cancel_backend($1)", pid)
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await asyncio.wait_for(detach, 10)
+    finally:
+        await tx.rollback()
+        await pool.release(reader)
+        await pool.release(detacher)
+    async with pool.acquire() as conn:
+        states = {r.name: r.state for r in await partition_table(conn, NOW, POLICY)}
+    assert states[name] == "detach pending"
+    report = await maintain(pool, POLICY, now=NOW)
+    assert report.detached == report.dropped == [name] and report.blocking == []
