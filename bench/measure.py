@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 # "postgres: 15/main: user dbname 127.0.0.1(5432) idle" or "postgres: user dbname [local] idle"
 _BACKEND = re.compile(r"^postgres: (?:\S+: )?(\S+) (\S+) (?:\S+\(\d+\)|\[local\])")
@@ -31,7 +31,7 @@ _AUTOVAC = re.compile(r"autovacuum worker (\S+)")
 
 def _cpu(p: psutil.Process) -> float:
     t = p.cpu_times()
-    return t.user + t.system
+    return float(t.user + t.system)
 
 
 def service_tree(root_pid: int) -> Callable[[], list[psutil.Process]]:
@@ -88,7 +88,7 @@ def _machine_busy_s() -> float:
 
 def postmaster_of(backend_pid: int) -> int:
     """The postmaster PID of a local server, from one of its backends' PID."""
-    return psutil.Process(backend_pid).ppid()
+    return int(psutil.Process(backend_pid).ppid())
 
 
 @dataclass(slots=True)
