@@ -41,6 +41,8 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 def _short(frame: str) -> str:
     """``func (path/to/file.py:12)`` -> ``func (file.py)``: lines merged per function."""
+    if frame.startswith("<lambda> (<string>"):
+        return "NamedTuple.__new__ (<lambda> in <string>)"
     m = _FRAME.match(frame)
     if not m:
         return frame
@@ -75,8 +77,9 @@ def summarize(collapsed: Path, *, top: int = 30) -> str:
         return "no samples"
     out = [f"{total} samples", "", "own time (top of stack):"]
     out += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
-    out += ["", "inclusive time (anywhere on the stack):"]
-    out += [f"  {n / total:6.1%}  {f}" for f, n in incl.most_common(top)]
+    out += ["", "inclusive time (anywhere on the stack), drain and asyncpg functions:"]
+    mine = [(f, n) for f, n in incl.most_common() if "(drain/" in f or "(asyncpg/" in f]
+    out += [f"  {n / total:6.1%}  {f}" for f, n in mine[:top]]
     return "\n".join(out)
 
 
