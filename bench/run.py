@@ -48,7 +48,14 @@ import asyncpg
 
 from bench.gen import RAW_EVENTS_COLUMNS, Body, ceiling_rows, make_bodies
 from bench.loadgen import Result, percentile, prepare, run_load
-from bench.measure import Figures, Sampler, postgres_group, postmaster_of, service_tree
+from bench.measure import (
+    Figures,
+    Sampler,
+    WaitSampler,
+    postgres_group,
+    postmaster_of,
+    service_tree,
+)
 from bench.service import Service, migrate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,6 +150,7 @@ class Phase:
     body_bytes: int
     figures: Figures
     latencies_s: list[float] = field(default_factory=list)
+    waits: dict[str, float] = field(default_factory=dict)
     stored: int | None = None
     acked: int | None = None
     check: str = ""
@@ -184,6 +192,8 @@ async def phase_ceiling(
     conn = await asyncpg.connect(db_url)
     try:
         await ensure_partitions(conn, rows)
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         t0 = time.monotonic()
@@ -194,6 +204,7 @@ async def phase_ceiling(
                 )
         wall = time.monotonic() - t0
         fig = sampler.stop()
+        pg_waits = await waits.stop()
         stored = int(await conn.fetchval("SELECT count(*) FROM raw_events"))
     finally:
         await conn.close()
@@ -206,6 +217,7 @@ async def phase_ceiling(
         stored=stored,
         acked=len(rows),
         check="ok" if stored == len(rows) else f"MISMATCH {stored} != {len(rows)}",
+        waits=pg_waits,
     )
 
 
@@ -226,6 +238,8 @@ async def phase_naive(
     conn = await asyncpg.connect(db_url)
     try:
         await ensure_partitions(conn, rows)
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         t0 = time.monotonic()
@@ -238,6 +252,7 @@ async def phase_naive(
                 break
         wall = time.monotonic() - t0
         fig = sampler.stop()
+        pg_waits = await waits.stop()
         stored = int(await conn.fetchval("SELECT count(*) FROM raw_events"))
     finally:
         await conn.close()
@@ -250,6 +265,7 @@ async def phase_naive(
         stored=stored,
         acked=n,
         check="ok" if stored == n else f"MISMATCH {stored} != {n}",
+        waits=pg_waits,
     )
 
 
@@ -331,12 +347,15 @@ async def phase_writer(
             body_bytes += len(b.body)
 
     try:
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         t0 = time.monotonic()
         await asyncio.gather(*(submitter(t0 + max_s) for _ in range(submitters)))
         wall = time.monotonic() - t0
         fig = sampler.stop()
+        pg_waits = await waits.stop()
     finally:
         await writer.close()
         await pool.close()
@@ -355,6 +374,7 @@ async def phase_writer(
         stored=stored,
         acked=stored_events,
         check=check,
+        waits=pg_waits,
     )
 
 
@@ -423,6 +443,8 @@ async def phase_service(
         )
         results.append(warm)
 
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=service_tree(svc.pid), postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         full = await run_load(
@@ -433,10 +455,13 @@ async def phase_service(
             max_requests=plan.max_requests,
         )
         fig_full = sampler.stop()
+        waits_full = await waits.stop()
         results.append(full)
 
         peak_rps = full.acked / full.duration_s
         target = 0.8 * peak_rps
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=service_tree(svc.pid), postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         at80 = await run_load(
@@ -448,6 +473,7 @@ async def phase_service(
             rate_rps=target,
         )
         fig_80 = sampler.stop()
+        waits_80 = await waits.stop()
         results.append(at80)
     finally:
         rc = svc.stop()
@@ -468,6 +494,7 @@ async def phase_service(
         check=verdict,
         statuses=full.status_counts,
         timeouts=full.timeouts,
+        waits=waits_full,
     )
     p_80 = Phase(
         name + " @80%",
@@ -482,6 +509,7 @@ async def phase_service(
         statuses=at80.status_counts,
         timeouts=at80.timeouts,
         rate_target_rps=target,
+        waits=waits_80,
     )
     return p_full, p_80
 
@@ -558,7 +586,19 @@ def table(phases: dict[str, list[Phase]]) -> str:
             f"| {agg([_us_per_event(p.figures.service_cpu_s, p) for p in svc], '.1f', bool(svc))} "
             f"| {agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], '.1f')} |"
         )
-    return "\n".join(rates) + "\n\n" + "\n".join(cpu)
+    waits = [
+        "| phase | what the bench database's PostgreSQL backends were doing (share of samples, "
+        "median over runs) |",
+        "|---|---|",
+    ]
+    for name, ps in phases.items():
+        cats = {k for p in ps for k in p.waits}
+        if not cats:
+            continue
+        med = {k: statistics.median(p.waits.get(k, 0.0) for p in ps) for k in cats}
+        top = sorted(med.items(), key=lambda kv: -kv[1])[:5]
+        waits.append(f"| {name} | " + "; ".join(f"{k} {v:.0%}" for k, v in top if v >= 0.01) + " |")
+    return "\n".join(rates) + "\n\n" + "\n".join(cpu) + "\n\n" + "\n".join(waits)
 
 
 def targets(phases: dict[str, list[Phase]]) -> str:
