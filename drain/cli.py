@@ -31,6 +31,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 import warnings
 import zlib
@@ -94,13 +95,15 @@ def curl_example(base_url: str, *, with_credentials: bool) -> str:
     """A bash command that posts one real Logplex frame (one ``@[tag] {json}`` event).
 
     The frame's TIMESTAMP is taken when the command runs (``date -u``), so it always falls
-    in the acceptance window; ``${#msg}`` is the octet count (the line is ASCII). With
+    in the acceptance window; ``len`` is the octet count, in bytes (``wc -c``, not ``${#msg}``,
+    which counts characters in a UTF-8 locale). With
     ``with_credentials`` the command reads ``$DRAIN_USERNAME``/``$DRAIN_PASSWORD`` from the
     shell rather than printing the secret.
     """
     lines = [
         "now=$(date -u +%Y-%m-%dT%H:%M:%SZ)",
         'msg="<134>1 $now host app web.1 - @[example.signup] {\\"user\\":42,\\"plan\\":\\"pro\\"}"',
+        'len=$(( $(printf %s "$msg" | wc -c) ))',
         f"curl -i {shlex.quote(base_url + '/logs')} \\",
     ]
     if with_credentials:
@@ -110,7 +113,7 @@ def curl_example(base_url: str, *, with_credentials: bool) -> str:
         "  -H 'Logplex-Msg-Count: 1' \\",
         f"  -H 'Logplex-Drain-Token: {EXAMPLE_DRAIN_TOKEN}' \\",
         '  -H "Logplex-Frame-Id: example-$now" \\',
-        '  --data-binary "${#msg} $msg"',
+        '  --data-binary "$len $msg"',
     ]
     return "\n".join(lines)
 
@@ -203,6 +206,19 @@ def worker_app() -> FastAPI:
     return create_app(settings, database_url=url)
 
 
+def _address_in_use(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be bound now, else the reason (checked before printing
+    the URL and curl command, so that they never point at another process's port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     overrides: dict[str, object] = {}
     if args.port is not None:
@@ -226,6 +242,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if problem is not None:
                 raise NotReady(problem)
         base_url = f"http://{settings.host}:{settings.port}"
+        busy = _address_in_use(settings.host, settings.port)
+        if busy is not None:
+            raise NotReady(
+                f"cannot listen on {settings.host}:{settings.port} ({busy}): "
+                "pick another port with --port or PORT"
+            )
         if embedded:
             print(f"drain is starting on {base_url} (POST /logs, GET /health)", flush=True)
             print(f"data directory: {settings.data_dir()}", flush=True)

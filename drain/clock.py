@@ -129,6 +129,15 @@ class Clock:
                     late_horizon_s=self._config.late_horizon_s,
                 )
                 results.append(result)
+                if not result.error and not result.skipped:
+                    log.info(
+                        "rollup %s tick %s: window %s .. %s, %d rows written",
+                        name,
+                        tick.isoformat(),
+                        result.window_start.isoformat(),
+                        result.window_end.isoformat(),
+                        result.rows_written,
+                    )
                 if result.error:
                     log.error("rollup %s tick %s failed: %s", name, tick.isoformat(), result.error)
                     break

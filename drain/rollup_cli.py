@@ -119,7 +119,12 @@ async def _list(pool: asyncpg.Pool) -> int:
 
 async def _run_one(pool: asyncpg.Pool, name: str, at: datetime | None) -> int:
     spec = _spec(name)
-    tick = latest_tick(spec.schedule, at or datetime.now(UTC))
+    now = datetime.now(UTC)
+    if at is not None and at > now:
+        raise SystemExit(
+            f"drain: --at {at.isoformat()} is in the future: its window is not complete yet"
+        )
+    tick = latest_tick(spec.schedule, at or now)
     result = await run_window(pool, spec, kind=RunKind.MANUAL, scheduled_for=tick)
     print(
         f"{name}: window {_fmt(result.window_start)} .. {_fmt(result.window_end)} UTC, "

@@ -75,6 +75,14 @@ async def test_backfill_list_and_run(database_url: str) -> None:
     assert listing.stdout.splitlines()[0].split()[:3] == ["NAME", "SCHEDULE", "TARGET"]
     assert any(line.startswith("payment_history ") for line in listing.stdout.splitlines())
 
+    future = drain(database_url, "rollup", "run", "payment_history", "--at", "2999-01-01T00:00Z")
+    assert future.returncode != 0 and "is in the future" in future.stderr
+
+    listing_after = drain(database_url, "rollup", "list")
+    # manual runs and backfills count as completed windows too
+    line = next(x for x in listing_after.stdout.splitlines() if x.startswith("payment_history "))
+    assert "2026-11-30 00:00" in line and "never" not in line
+
     unknown = drain(database_url, "rollup", "run", "nope")
     assert unknown.returncode != 0 and "no rollup named 'nope'" in unknown.stderr
 
