@@ -20,11 +20,14 @@ code   when
        malformed Content-Length (client bugs: retrying cannot help).
 401    missing or wrong HTTP Basic credentials (``WWW-Authenticate: Basic realm="drain"``).
 403    DRAIN_TOKENS is set and Logplex-Drain-Token is missing or not on it.
-408    the body did not arrive within DRAIN_BODY_TIMEOUT_S.
-413    body (after gzip decoding) over DRAIN_MAX_BODY_BYTES.
+413    body (after gzip decoding) over DRAIN_MAX_BODY_BYTES, or more frames than
+       DRAIN_MAX_FRAMES_PER_BODY.
 415    Content-Type is not ``application/logplex-1``, or Content-Encoding is not gzip/identity.
-503    the database is unreachable, the write queue is full, or the drain is shutting down;
-       ``Retry-After`` in seconds. Never 4xx for such transient faults.
+503    the database is unreachable, the write queue is full, the drain is shutting down, or
+       the body did not arrive within DRAIN_BODY_TIMEOUT_S; ``Retry-After`` in seconds.
+       Never 4xx for such transient faults. Also (without Retry-After) ``X-Forwarded-Proto:
+       http`` when DRAIN_REQUIRE_HTTPS is on: a 4xx would make Logplex drop the batches of a
+       drain URL mistyped as http:// silently; a 5xx shows as failed deliveries.
 =====  =====================================================================================
 
 Nothing here logs a body, a credential, or DATABASE_URL.
@@ -46,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from drain.auth import WWW_AUTHENTICATE, check_basic, check_drain_token
-from drain.batch import DecodeLimits, decode_batch
+from drain.batch import DecodeLimits, TooManyFrames, decode_batch
 from drain.body import BodyError, read_body
 from drain.database import create_pool
 from drain.health import Counters, health_document, probe_database, rollup_health
@@ -70,6 +73,8 @@ POOL_CLOSE_TIMEOUT_S = 10.0
 #: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
 #: keeps answering other requests meanwhile (Logplex's ~100 KiB batches stay on the loop)
 DECODE_IN_THREAD_BYTES = 256 * 1024
+#: at most one warning about ``X-Forwarded-Proto: http`` per this many seconds (self-drain)
+INSECURE_WARNING_EVERY_S = 60.0
 #: rough per-row overhead in bytes for the write queue's byte bound
 _ROW_OVERHEAD_BYTES = 200
 
@@ -93,6 +98,7 @@ class DrainState:
     rollup_names: list[str]
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
+    insecure_warned_at: float | None = None
 
 
 def writer_config_from(settings: Settings) -> WriterConfig:
@@ -111,6 +117,7 @@ def decode_limits_from(settings: Settings) -> DecodeLimits:
         max_frame_bytes=settings.drain_max_frame_bytes,
         accept_past_s=settings.drain_accept_past_s,
         accept_future_s=settings.drain_accept_future_s,
+        max_frames=settings.drain_max_frames_per_body,
     )
 
 
@@ -232,6 +239,8 @@ def _admit(state: DrainState, request: Request) -> _Admitted | Response:
     """Credentials (401), id header sizes (400), drain token (403), media type (415)."""
     settings = state.settings
     headers = request.headers
+    if settings.https_required and _forwarded_http(headers.get("x-forwarded-proto")):
+        return _insecure(state)
     if settings.credentials_required:
         assert settings.drain_username is not None and settings.drain_password is not None
         if not check_basic(
@@ -263,6 +272,26 @@ def _admit(state: DrainState, request: Request) -> _Admitted | Response:
     return _Admitted(drain_token, frame_id, msg_count)
 
 
+def _forwarded_http(value: str | None) -> bool:
+    """True when the (first) X-Forwarded-Proto is ``http``: the client used plain HTTP."""
+    return value is not None and value.split(",")[0].strip().lower() == "http"
+
+
+def _insecure(state: DrainState) -> Response:
+    """503 for a POST that reached Heroku's router over plain HTTP (see the table above)."""
+    state.counters.insecure_refused += 1
+    now = asyncio.get_running_loop().time()
+    last = state.insecure_warned_at
+    if last is None or now - last >= INSECURE_WARNING_EVERY_S:
+        state.insecure_warned_at = now
+        log.warning(
+            "refused a POST /logs that arrived over plain HTTP (X-Forwarded-Proto: http): "
+            "use an https:// drain URL; %d refused so far (DRAIN_REQUIRE_HTTPS)",
+            state.counters.insecure_refused,
+        )
+    return _refuse(503, "this drain accepts only HTTPS: use an https:// drain URL")
+
+
 async def _decode(
     state: DrainState, body: bytes, now: datetime, msg_count: int | None
 ) -> DecodedBatch:
@@ -285,10 +314,16 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
             timeout_s=state.settings.drain_body_timeout_s,
         )
     except BodyError as error:
+        if error.status_code == 503:
+            return _unavailable(error.detail)
         return _refuse(error.status_code, error.detail)
 
     received_at = state.clock()
-    decoded = await _decode(state, body, received_at, admitted.msg_count)
+    try:
+        decoded = await _decode(state, body, received_at, admitted.msg_count)
+    except TooManyFrames as error:
+        state.counters.too_many_frames += 1
+        return _refuse(413, str(error))
     ledger = decoded.ledger
     state.counters.record_decoded(ledger)
     if ledger.msg_count_mismatch:

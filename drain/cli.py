@@ -289,7 +289,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         return 2
     now = args.now if args.now is not None else datetime.now(UTC)
     out = sys.stdout.buffer
-    for item in dump_body(body, now=now, limits=DecodeLimits()):
+    for item in dump_body(body, now=now, limits=DecodeLimits(max_frames=None)):
         out.write(orjson.dumps(item, default=_json_default) + b"\n")
     out.flush()
     return 0
