@@ -314,6 +314,12 @@ class Ctx:
     quick: bool
     rate_rps: float = 0.0
     events_per_request: float = 0.0
+    #: multiplies the quick mode's durations (the test suite's shortened forms use < 1)
+    scale: float = 1.0
+
+    def s(self, seconds: float) -> float:
+        """``seconds`` scaled by :attr:`scale`."""
+        return seconds * self.scale
 
     def prepared(self, port: int) -> list[Prepared]:
         return prepare(self.bodies, host="127.0.0.1", port=port)
@@ -373,7 +379,7 @@ async def scenario_baseline(ctx: Ctx) -> Outcome:
         warm = await load(ctx, svc.port, 1.0, None)
         r = await load(ctx, svc.port, 2.0 if ctx.quick else 5.0, None)
     finally:
-        svc.stop()
+        await asyncio.to_thread(svc.stop)
     out.check = await check(db, [warm, r])
     out.statuses = r.status_counts
     ctx.rate_rps = max(r.acked / r.duration_s, 1.0)
@@ -403,19 +409,20 @@ async def scenario_outage(ctx: Ctx) -> Outcome:
     db = await new_database(ctx.pg.admin_url, "outage")
     svc = await start_service(ctx, db, "outage")
     cycles = 1 if ctx.quick else 2
-    down_s = 2.0 if ctx.quick else 4.0
-    seconds = 2.0 + cycles * (down_s + 3.0)
+    down_s = ctx.s(2.0) if ctx.quick else 4.0
+    up_s = ctx.s(3.0)
+    seconds = ctx.s(2.0) + cycles * (down_s + up_s)
     health_down: list[int] = []
 
     async def faults() -> int:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(ctx.s(1.5))
         for _ in range(cycles):
             await asyncio.to_thread(ctx.pg.stop_server)
             await asyncio.sleep(down_s / 2)
             health_down.append(await health_status(svc.port))
             await asyncio.sleep(down_s / 2)
             await asyncio.to_thread(ctx.pg.start_server)
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(up_s)
         return cycles
 
     try:
@@ -425,7 +432,7 @@ async def scenario_outage(ctx: Ctx) -> Outcome:
     finally:
         if not ctx.pg.running():
             ctx.pg.start_server()
-        code = svc.stop()
+        code = await asyncio.to_thread(svc.stop)
     out.faults = done
     out.check = await check(db, [r, after])
     out.statuses = merge_statuses([r])
@@ -453,17 +460,19 @@ async def scenario_cuts(ctx: Ctx) -> Outcome:
 
     async def faults() -> int:
         for _ in range(cuts):
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(ctx.s(1.2))
             proxy.cut()
             await asyncio.sleep(0.3)
             proxy.restore()
         return cuts
 
     try:
-        r, done = await with_faults(ctx, svc.port, 1.5 * cuts + 1.0, faults)
+        r, done = await with_faults(ctx, svc.port, ctx.s(1.5 * cuts + 1.0), faults)
         after = await load(ctx, svc.port, 1.0, ctx.rate_rps * 0.5)
     finally:
-        code = svc.stop()
+        t0 = time.monotonic()
+        code = await asyncio.to_thread(svc.stop)
+        out.figures["exit after SIGTERM"] = f"{time.monotonic() - t0:.1f} s"
         await proxy.close()
     out.faults = done
     out.check = await check(db, [r, after])
@@ -488,7 +497,7 @@ async def scenario_overload(ctx: Ctx, *, small_queue: bool) -> Outcome:
     svc = await start_service(ctx, db, "overload", env=env)
     dbname = database_name(db)
     mon = Monitor(svc, ctx.pg.admin_url, dbname, interval_s=0.2)
-    seconds = 3.0 if ctx.quick else 8.0
+    seconds = ctx.s(3.0) if ctx.quick else 8.0
     try:
         mon.start()
         burst = await load(ctx, svc.port, seconds, ctx.rate_rps * 10, connections=160)
@@ -496,7 +505,7 @@ async def scenario_overload(ctx: Ctx, *, small_queue: bool) -> Outcome:
         await mon.stop()
     finally:
         await mon.stop()
-        code = svc.stop()
+        code = await asyncio.to_thread(svc.stop)
     out.faults = 1
     out.check = await check(db, [burst, after])
     out.statuses = burst.status_counts
@@ -521,7 +530,7 @@ async def scenario_sigterm(ctx: Ctx) -> Outcome:
     codes: list[int | None] = []
 
     async def faults() -> int:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(ctx.s(2.0))
         assert svc.proc is not None
         t0 = time.monotonic()
         svc.proc.send_signal(signal.SIGTERM)
@@ -530,9 +539,9 @@ async def scenario_sigterm(ctx: Ctx) -> Outcome:
         return 1
 
     try:
-        r, done = await with_faults(ctx, svc.port, 4.0, faults, rate_factor=0.7)
+        r, done = await with_faults(ctx, svc.port, ctx.s(4.0), faults, rate_factor=0.7)
     finally:
-        svc.stop()
+        await asyncio.to_thread(svc.stop)
     out.faults = done if codes == [0] else 0
     out.check = await check(db, [r])
     out.statuses = r.status_counts
@@ -550,7 +559,7 @@ async def scenario_multi(ctx: Ctx) -> Outcome:
     db = await new_database(ctx.pg.admin_url, "multi")
     a = await start_service(ctx, db, "multi-a", workers=2)
     b = await start_service(ctx, db, "multi-b", workers=2)
-    seconds = 3.0 if ctx.quick else 8.0
+    seconds = ctx.s(3.0) if ctx.quick else 8.0
     prefix = os.urandom(5).hex().upper()
     try:
         results = await asyncio.gather(
@@ -569,7 +578,7 @@ async def scenario_multi(ctx: Ctx) -> Outcome:
             )
         )
     finally:
-        codes = [a.stop(), b.stop()]
+        codes = [await asyncio.to_thread(a.stop), await asyncio.to_thread(b.stop)]
     out.check = await check(db, results)
     out.statuses = merge_statuses(results)
     no_4xx(out)
@@ -592,7 +601,7 @@ async def scenario_soak(ctx: Ctx, seconds: float) -> Outcome:
         await mon.stop()
     finally:
         await mon.stop()
-        code = svc.stop()
+        code = await asyncio.to_thread(svc.stop)
     out.check = await check(db, [r])
     out.statuses = r.status_counts
     no_4xx(out)
@@ -691,7 +700,7 @@ async def scenario_hostile(ctx: Ctx, mutations: int) -> Outcome:
         if normal.status_code != 200:
             out.problems.append(f"normal POST after the stalls: {normal.status_code}")
     finally:
-        code = svc.stop()
+        code = await asyncio.to_thread(svc.stop)
     if code != 0:
         out.problems.append(f"exit code {code}")
     out.bad_inputs = len(sent) + len(answers)
