@@ -68,8 +68,12 @@ LOGPLEX_MEDIA_TYPE = "application/logplex-1"
 MAX_ID_HEADER_BYTES = 200
 #: Retry-After (seconds) when the database is unreachable or the writer is closing
 RETRY_AFTER_UNAVAILABLE_S = 5
-#: seconds allowed for the pool to close once the writer has flushed
-POOL_CLOSE_TIMEOUT_S = 10.0
+#: seconds the writer may take, at shutdown, to commit what is queued (then: WriterClosed)
+WRITER_CLOSE_TIMEOUT_S = 8.0
+#: seconds allowed for the pool to close once the writer has flushed (then: terminate).
+#: With uvicorn's graceful period (drain.cli.GRACEFUL_SHUTDOWN_S, 12 s) the worst shutdown
+#: takes 12 + 8 + 4 = 24 s, inside the 30 s Heroku allows between SIGTERM and SIGKILL.
+POOL_CLOSE_TIMEOUT_S = 4.0
 #: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
 #: keeps answering other requests meanwhile (Logplex's ~100 KiB batches stay on the loop)
 DECODE_IN_THREAD_BYTES = 256 * 1024
@@ -158,7 +162,7 @@ def create_app(
             try:
                 yield
             finally:
-                await writer.close()
+                await writer.close(WRITER_CLOSE_TIMEOUT_S)
                 state.writer = None
         finally:
             state.pool = None

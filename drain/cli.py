@@ -55,8 +55,9 @@ log = logging.getLogger("drain.cli")
 #: Environment variable through which `drain serve` hands the database URL to its uvicorn
 #: workers (the embedded server's URL is not in DATABASE_URL). Internal; not a setting.
 SERVE_DATABASE_URL_ENV = "DRAIN_SERVE_DATABASE_URL"
-#: seconds uvicorn waits for requests in flight after SIGTERM (Heroku allows 30 in total)
-GRACEFUL_SHUTDOWN_S = 20
+#: seconds uvicorn waits for requests in flight after SIGTERM (Heroku allows 30 in total;
+#: see drain.app.POOL_CLOSE_TIMEOUT_S for the whole budget: 12 + 8 + 4 = 24 s)
+GRACEFUL_SHUTDOWN_S = 12
 #: a Logplex drain token used by the printed curl example
 EXAMPLE_DRAIN_TOKEN = "d.fc6b856b-3332-4546-93de-7d0ee272c3bd"
 
