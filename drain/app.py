@@ -77,6 +77,10 @@ POOL_CLOSE_TIMEOUT_S = 4.0
 #: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
 #: keeps answering other requests meanwhile (Logplex's ~100 KiB batches stay on the loop)
 DECODE_IN_THREAD_BYTES = 256 * 1024
+#: seconds a request waits for its batch to commit before answering 503 (Logplex gave up
+#: after 5 s anyway); below uvicorn's graceful period so that on SIGTERM every request
+#: waiting on a hung database still gets an answer
+WRITE_WAIT_S = 10.0
 #: at most one warning about ``X-Forwarded-Proto: http`` per this many seconds (self-drain)
 INSECURE_WARNING_EVERY_S = 60.0
 #: rough per-row overhead in bytes for the write queue's byte bound
@@ -347,7 +351,7 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
             return _unavailable("the drain is not running")
         batch = _pending(decoded, admitted.drain_token, admitted.frame_id, received_at)
         try:
-            result = await writer.submit(batch)
+            result = await _submit(writer, batch)
         except QueueFull as error:
             retry_after = max(1, math.ceil(error.retry_after_s))
             return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
@@ -355,8 +359,30 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
             return _unavailable("database unavailable")
         except WriterClosed:
             return _unavailable("the drain is shutting down")
+        except TimeoutError:
+            return _unavailable(f"not committed within {WRITE_WAIT_S:g} s")
         state.counters.record_written(ledger, result)
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
+
+
+async def _submit(writer: Writer, batch: PendingBatch) -> WriteResult:
+    """writer.submit, waited for at most WRITE_WAIT_S seconds (then TimeoutError).
+
+    The batch stays queued after a time-out and may still commit; Logplex's retry with the
+    same frame id is then a duplicate (stored once). The abandoned outcome is retrieved so
+    that it is not reported as never retrieved.
+    """
+    task = asyncio.ensure_future(writer.submit(batch))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), WRITE_WAIT_S)
+    finally:
+        if not task.done():  # timed out, or this request was cancelled
+            task.add_done_callback(_ignore_outcome)
+
+
+def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _unavailable(detail: str) -> Response:
