@@ -416,7 +416,7 @@ async def scenario_outage(ctx: Ctx) -> Outcome:
     db = await new_database(ctx.pg.admin_url, "outage")
     svc = await start_service(ctx, db, "outage")
     cycles = 1 if ctx.quick else 2
-    down_s = ctx.s(2.0) if ctx.quick else 4.0
+    down_s = max(1.5, ctx.s(2.0)) if ctx.quick else 4.0
     up_s = ctx.s(3.0)
     seconds = ctx.s(2.0) + cycles * (down_s + up_s)
     health_down: list[int] = []
@@ -434,7 +434,7 @@ async def scenario_outage(ctx: Ctx) -> Outcome:
 
     try:
         r, done = await with_faults(ctx, svc.port, seconds, faults)
-        after = await load(ctx, svc.port, 1.0, ctx.rate_rps * 0.5)
+        after = await load(ctx, svc.port, ctx.s(1.0), ctx.rate_rps * 0.5)
         health_after = await health_status(svc.port)
     finally:
         if not ctx.pg.running():
@@ -475,7 +475,7 @@ async def scenario_cuts(ctx: Ctx) -> Outcome:
 
     try:
         r, done = await with_faults(ctx, svc.port, ctx.s(1.5 * cuts + 1.0), faults)
-        after = await load(ctx, svc.port, 1.0, ctx.rate_rps * 0.5)
+        after = await load(ctx, svc.port, ctx.s(1.0), ctx.rate_rps * 0.5)
     finally:
         t0 = time.monotonic()
         code = await asyncio.to_thread(svc.stop)
@@ -508,7 +508,7 @@ async def scenario_overload(ctx: Ctx, *, small_queue: bool) -> Outcome:
     try:
         mon.start()
         burst = await load(ctx, svc.port, seconds, ctx.rate_rps * 10, connections=160)
-        after = await load(ctx, svc.port, 2.0, ctx.rate_rps * 0.5)
+        after = await load(ctx, svc.port, ctx.s(2.0), ctx.rate_rps * 0.5)
         await mon.stop()
     finally:
         await mon.stop()

@@ -53,7 +53,7 @@ def ctx(own_postgres: OwnPostgres, tmp_path: Path) -> Ctx:
         quick=True,
         rate_rps=RATE_RPS,
         events_per_request=sum(len(b.events) for b in bodies) / len(bodies),
-        scale=0.6,
+        scale=0.4,
     )
 
 
