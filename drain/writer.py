@@ -403,18 +403,22 @@ class Writer:
 
         Bounded by ``timeout_s`` seconds; requests still waiting then get WriterClosed
         (or DatabaseUnavailable for a group whose COMMIT was in flight). Idempotent.
+        The last second of ``timeout_s`` is for the cancelled flush to unwind: cancelling a
+        query on a database that does not answer can hang in asyncpg until the pool is
+        terminated, which the caller does next (drain.app's lifespan).
         """
         self._closing = True
         self._wake.set()
         task = self._task
         if task is not None and not task.done():
+            flush_s = max(timeout_s - 1.0, timeout_s / 2)
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(flush_s):
                     await asyncio.shield(task)
             except TimeoutError:
-                log.warning("writer close: flush did not finish in %.1f s; stopping it", timeout_s)
+                log.warning("writer close: flush did not finish in %.1f s; stopping it", flush_s)
                 task.cancel()
-                await asyncio.wait({task})
+                await asyncio.wait({task}, timeout=timeout_s - flush_s)
         self._fail_waiting(WriterClosed("the writer closed before this batch was written"))
 
     def stats(self) -> WriterStats:
