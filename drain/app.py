@@ -23,7 +23,8 @@ code   when
 413    body (after gzip decoding) over DRAIN_MAX_BODY_BYTES, or more frames than
        DRAIN_MAX_FRAMES_PER_BODY.
 415    Content-Type is not ``application/logplex-1``, or Content-Encoding is not gzip/identity.
-503    the database is unreachable, the write queue is full, the drain is shutting down, or
+503    the database is unreachable or no commit came within WRITE_WAIT_S (10 s), the write
+       queue is full, the drain is shutting down, or
        the body did not arrive within DRAIN_BODY_TIMEOUT_S; ``Retry-After`` in seconds.
        Never 4xx for such transient faults. Also (without Retry-After) ``X-Forwarded-Proto:
        http`` when DRAIN_REQUIRE_HTTPS is on: a 4xx would make Logplex drop the batches of a
