@@ -135,19 +135,23 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 f"{burst.conn_errors}; batches given up after retries: {burst.gave_up}"
             )
             print(
-                f"- acknowledged in the burst: {burst.acked} batches, {burst.acked_events:,} events "
+                f"- acknowledged in the burst: {burst.acked} batches, {burst.acked_events:,} "
+                "events "
                 f"({burst.acked_events / burst.duration_s:,.0f} events/s); POST latency p50 "
                 f"{percentile(burst.latencies_s, 50) * 1e3:.0f} ms, p99 "
                 f"{percentile(burst.latencies_s, 99) * 1e3:.0f} ms, max "
                 f"{percentile(burst.latencies_s, 100) * 1e3:.0f} ms"
             )
             print(
-                f"- service peak RSS: {rss_mb:.0f} MB (tree RSS sum), {fig.service_peak_pss_bytes / 2**20:.0f} MB (PSS), {fig.service_peak_proc_rss_bytes / 2**20:.0f} MB "
+                f"- service peak RSS: {rss_mb:.0f} MB (tree RSS sum), "
+                f"{fig.service_peak_pss_bytes / 2**20:.0f} MB (PSS), "
+                f"{fig.service_peak_proc_rss_bytes / 2**20:.0f} MB "
                 f"(largest process); bound {args.rss_bound_mb:.0f} MB: "
                 f"{'PASS' if rss_mb < args.rss_bound_mb else 'FAIL'}"
             )
             print(
-                f"- stored: raw_events {stored:,}, acknowledged {acked:,}: {verdict}; serve exit code {rc}"
+                f"- stored: raw_events {stored:,}, acknowledged {acked:,}: {verdict}; serve "
+                f"exit code {rc}"
             )
             return 0 if verdict.startswith("ok") and rss_mb < args.rss_bound_mb else 1
         finally:

@@ -291,7 +291,8 @@ async def _main() -> None:
         f"{r.acked} acked ({r.acked_events} events, {r.acked_events / r.duration_s:,.0f} events/s, "
         f"{r.acked_body_bytes / r.duration_s / 1e6:.1f} MB/s) in {r.duration_s:.1f} s; "
         f"status {r.status_counts}, timeouts {r.timeouts}, errors {r.conn_errors}; "
-        f"p50 {percentile(r.latencies_s, 50) * 1e3:.1f} ms p99 {percentile(r.latencies_s, 99) * 1e3:.1f} ms"
+        f"p50 {percentile(r.latencies_s, 50) * 1e3:.1f} ms p99 "
+        f"{percentile(r.latencies_s, 99) * 1e3:.1f} ms"
     )
 
 

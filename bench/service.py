@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 
 def drain_command() -> list[str]:
@@ -112,7 +112,7 @@ class Service:
         env.pop("DRAIN_USERNAME", None)
         env.pop("DRAIN_PASSWORD", None)
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
             [*drain_command(), "serve"],
             env=env,
             stdin=subprocess.DEVNULL,

@@ -1,4 +1,7 @@
-"""The web service: ``POST /logs`` (the drain) and ``GET /health``.
+"""The web service: ``POST /logs`` (the drain), ``GET /health`` and ``GET /metrics``.
+
+``GET /metrics`` (drain.metrics; off with DRAIN_METRICS=false) needs the same HTTP Basic
+credentials as ``POST /logs``. Each POST writes one log line (drain.operations.BatchNote).
 
 :func:`create_app` builds one FastAPI app from :class:`~drain.settings.Settings`. Its lifespan
 opens the asyncpg pool and starts the group-commit :class:`~drain.writer.Writer`; on shutdown
@@ -39,21 +42,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from structlog.contextvars import bound_contextvars
 
 from drain.auth import WWW_AUTHENTICATE, check_basic, check_drain_token
-from drain.batch import DecodeLimits, TooManyFrames, decode_batch
+from drain.batch import (
+    KIND_LOGPLEX_ERROR,
+    DecodeLimits,
+    TooManyFrames,
+    decode_batch,
+    iter_outcomes,
+)
 from drain.body import BodyError, read_body
 from drain.database import create_pool
 from drain.health import Counters, health_document, probe_database, rollup_health
+from drain.logs import batch_logger
+from drain.lost import BatchLoss, lost_in_batch
+from drain.metrics import CONTENT_TYPE, Metrics
+from drain.operations import (
+    BatchNote,
+    health_warnings,
+    loss_warning,
+    plan_web_pool,
+    refresh_partition_gauge,
+    remember_loss,
+)
 from drain.records import DecodedBatch, PendingBatch, WriteResult
 from drain.rollup_runner import load_rollups
 from drain.settings import Settings
@@ -105,9 +128,12 @@ class DrainState:
     writer_config: WriterConfig
     counters: Counters
     rollup_names: list[str]
+    metrics: Metrics
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
     insecure_warned_at: float | None = None
+    #: the last upstream loss this process saw, for /health's warnings (drain.operations)
+    last_loss: dict[str, Any] | None = None
 
 
 def writer_config_from(settings: Settings) -> WriterConfig:
@@ -117,6 +143,7 @@ def writer_config_from(settings: Settings) -> WriterConfig:
         flush_max_delay_s=settings.drain_flush_max_delay_s,
         queue_max_events=settings.drain_queue_max_events,
         queue_max_bytes=settings.drain_queue_max_bytes,
+        partitions_ahead_days=settings.drain_partitions_ahead_days,
     )
 
 
@@ -155,13 +182,15 @@ def create_app(
         writer_config=writer_config_from(settings),
         counters=Counters(),
         rollup_names=sorted(load_rollups()),
+        metrics=Metrics.create(),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(database_url, min_size=1, max_size=settings.drain_db_pool_size)
+        plan = await plan_web_pool(settings, database_url)
+        pool = await create_pool(database_url, min_size=1, max_size=plan.pool_size)
         try:
-            writer = Writer(pool, state.writer_config)
+            writer = Writer(pool, state.writer_config, observer=state.metrics)
             await writer.start()
             state.pool, state.writer = pool, writer
             try:
@@ -171,6 +200,7 @@ def create_app(
                 state.writer = None
         finally:
             state.pool = None
+            state.metrics.process_exiting()
             try:
                 await asyncio.wait_for(pool.close(), POOL_CLOSE_TIMEOUT_S)
             except TimeoutError:
@@ -185,13 +215,23 @@ def create_app(
     )
     app.state.drain = state
 
+    batch_log = batch_logger()
+
     async def post_logs(request: Request) -> Response:
+        started = time.perf_counter()
+        note = BatchNote(request.headers.get("x-request-id"))
         try:
-            response = await _post_logs(state, request)
+            # every log line of this request (e.g. a Msg-Count warning) carries the request id
+            with bound_contextvars(request_id=note.logged_request_id):
+                response = await _post_logs(state, request, note)
         except Exception:
             state.counters.requests_by_status[500] += 1
+            state.metrics.requests.labels("500").inc()
+            note.log(batch_log, 500, started)
             raise
         state.counters.requests_by_status[response.status_code] += 1
+        state.metrics.requests.labels(str(response.status_code)).inc()
+        note.log(batch_log, response.status_code, started)
         return response
 
     async def get_health() -> Response:
@@ -200,11 +240,26 @@ def create_app(
         probe = await probe_database(state.pool)
         stats = state.writer.stats() if state.writer is not None else None
         rollups = await rollup_health(state.pool, state.rollup_names) if probe.reachable else None
-        status, document = health_document(probe, stats, state.counters, rollups)
+        warnings = await health_warnings(state, probe.reachable)
+        status, document = health_document(probe, stats, state.counters, rollups, warnings)
         return JSONResponse(document, status_code=status)
+
+    async def get_metrics(request: Request) -> Response:
+        refused = _check_credentials(state, request)
+        if refused is not None:
+            return refused
+        if state.writer is not None:
+            stats = state.writer.stats()
+            state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
+        if state.pool is not None:
+            await refresh_partition_gauge(state)
+        body = await asyncio.to_thread(state.metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
 
     app.add_api_route("/logs", post_logs, methods=["POST"], include_in_schema=False)
     app.add_api_route("/health", get_health, methods=["GET"], include_in_schema=False)
+    if settings.drain_metrics:
+        app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)
     return app
 
 
@@ -244,22 +299,31 @@ class _Admitted:
     msg_count: int | None
 
 
-def _admit(state: DrainState, request: Request) -> _Admitted | Response:
-    """Credentials (401), id header sizes (400), drain token (403), media type (415)."""
+def _check_credentials(state: DrainState, request: Request) -> Response | None:
+    """None when the request may pass (right HTTP Basic credentials, or none required)."""
     settings = state.settings
-    headers = request.headers
-    if settings.https_required and _forwarded_http(headers.get("x-forwarded-proto")):
+    if settings.https_required and _forwarded_http(request.headers.get("x-forwarded-proto")):
         return _insecure(state)
     if settings.credentials_required:
         assert settings.drain_username is not None and settings.drain_password is not None
         if not check_basic(
-            headers.get("authorization"),
+            request.headers.get("authorization"),
             username=settings.drain_username,
             password=settings.drain_password.get_secret_value(),
         ):
             return _refuse(
                 401, "missing or wrong credentials", {"WWW-Authenticate": WWW_AUTHENTICATE}
             )
+    return None
+
+
+def _admit(state: DrainState, request: Request) -> _Admitted | Response:
+    """Credentials (401), id header sizes (400), drain token (403), media type (415)."""
+    settings = state.settings
+    headers = request.headers
+    refused = _check_credentials(state, request)
+    if refused is not None:
+        return refused
 
     drain_token = _id_header(request, "logplex-drain-token")
     frame_id = _id_header(request, "logplex-frame-id") or _id_header(request, "x-request-id")
@@ -312,10 +376,11 @@ async def _decode(
     return decode_batch(body, now=now, limits=state.limits, msg_count=msg_count)
 
 
-async def _post_logs(state: DrainState, request: Request) -> Response:
+async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Response:
     admitted = _admit(state, request)
     if isinstance(admitted, Response):
         return admitted
+    note.drain_token, note.frame_id = admitted.drain_token, admitted.frame_id
     try:
         body = await read_body(
             request,
@@ -334,7 +399,9 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
         state.counters.too_many_frames += 1
         return _refuse(413, str(error))
     ledger = decoded.ledger
+    note.ledger = ledger
     state.counters.record_decoded(ledger)
+    state.metrics.record_decoded(ledger)
     if ledger.msg_count_mismatch:
         log.warning(
             "Logplex-Msg-Count %s but %d frames found (frame id %r, drain token %r, %d bytes)",
@@ -362,7 +429,22 @@ async def _post_logs(state: DrainState, request: Request) -> Response:
             return _unavailable("the drain is shutting down")
         except TimeoutError:
             return _unavailable(f"not committed within {WRITE_WAIT_S:g} s")
+        finally:
+            stats = writer.stats()
+            state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
         state.counters.record_written(ledger, result)
+        state.metrics.record_written(ledger, result)
+    note.result = result
+    lost_header = request.headers.get("logplex-lost-count")
+    if (ledger.not_events_by_kind.get(KIND_LOGPLEX_ERROR) or lost_header) and not (
+        result is not None and result.duplicate
+    ):
+        # Rare (Heroku reports a loss): read the L10/L13 lines again, from the same body.
+        loss = await _loss(state, body, received_at, lost_header)
+        if loss.lost:
+            note.lost_upstream = loss.lost
+            state.metrics.record_loss(admitted.drain_token, loss)
+            remember_loss(state, loss_warning(admitted.drain_token, loss, received_at))
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
 
 
@@ -384,6 +466,20 @@ async def _submit(writer: Writer, batch: PendingBatch) -> WriteResult:
 def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+async def _loss(
+    state: DrainState, body: bytes, received_at: datetime, lost_header: str | None
+) -> BatchLoss:
+    """The batch's upstream loss reports (drain.lost), in a worker thread for large bodies."""
+
+    def read() -> BatchLoss:
+        outcomes = iter_outcomes(body, now=received_at, limits=state.limits)
+        return lost_in_batch(outcomes, lost_header)
+
+    if len(body) >= DECODE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(read)
+    return read()
 
 
 def _unavailable(detail: str) -> Response:

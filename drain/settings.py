@@ -35,7 +35,7 @@ __all__ = ["Settings", "SettingsError", "unknown_drain_variables"]
 
 MiB = 2**20
 
-_SECRET_FIELDS = frozenset({"database_url", "drain_password"})
+_SECRET_FIELDS = frozenset({"database_url", "database_connection_pool_url", "drain_password"})
 
 
 class SettingsError(ValueError):
@@ -160,6 +160,58 @@ class Settings(BaseSettings):
             "Default: the per-user data directory, drain.embedded.default_data_dir()."
         ),
     )
+    # ---- operations (drain.metrics, drain.lifecycle, drain.budget)
+    drain_metrics: bool = Field(
+        default=True,
+        description=(
+            "Serve GET /metrics (Prometheus text format), behind the same HTTP Basic "
+            "credentials as POST /logs. false: /metrics answers 404."
+        ),
+    )
+    drain_partitions_ahead_days: int = Field(
+        default=2,
+        ge=0,
+        le=60,
+        description="Daily partitions kept made ahead of today (days); /health warns when fewer.",
+    )
+    drain_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36500,
+        description=(
+            "Days of raw_events partitions (by event day), received_batches and quarantine "
+            "rows (by received_at) kept; older ones are detached and dropped by maintenance. "
+            "0 keeps everything."
+        ),
+    )
+    drain_maintenance_interval_s: float = Field(
+        default=3600.0,
+        ge=10,
+        description="Seconds between partition maintenance runs of `drain clock`.",
+    )
+    drain_db_max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Connections the database allows this role; unset: read from the server "
+            "(max_connections minus superuser_reserved_connections, and the role's limit)."
+        ),
+    )
+    drain_db_reserved_connections: int = Field(
+        default=5,
+        ge=0,
+        description=(
+            "Connections left out of the web pools' budget: the clock's pool (3), the release "
+            "phase's `drain migrate` (1) and one `heroku pg:psql` (1)."
+        ),
+    )
+    database_connection_pool_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Heroku's connection pooler (PgBouncer, transaction mode). When set, the web "
+            "pools connect through it; migrations and maintenance keep DATABASE_URL."
+        ),
+    )
     web_concurrency: int = Field(
         default=1,
         ge=1,
@@ -248,11 +300,17 @@ class Settings(BaseSettings):
         """Refuse configurations that must not serve POST /logs.
 
         Raises:
-            SettingsError: only one of DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL
+            SettingsError: DATABASE_CONNECTION_POOL_URL without DATABASE_URL; only one of
+                DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL
                 is set (a deployed drain) without both and DRAIN_ALLOW_ANONYMOUS is not true;
                 or the drain listens beyond loopback without credentials and without
                 DRAIN_ALLOW_ANONYMOUS=true.
         """
+        if self.database_connection_pool_url is not None and self.database_url is None:
+            raise SettingsError(
+                "DATABASE_CONNECTION_POOL_URL is set but DATABASE_URL is not: migrations and "
+                "maintenance need the direct DATABASE_URL"
+            )
         has_user = self.drain_username is not None
         has_password = self.drain_password is not None
         if has_user != has_password:

@@ -54,7 +54,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -72,6 +72,7 @@ __all__ = [
     "Writer",
     "WriterClosed",
     "WriterConfig",
+    "WriterObserver",
     "WriterStats",
     "classify_error",
 ]
@@ -215,6 +216,16 @@ class WriterStats:
     last_flush_duration_s: float | None
 
 
+class WriterObserver(Protocol):
+    """Told of each committed group and each database error (drain.metrics.Metrics)."""
+
+    def flushed(self, rows: int, batches: int, duration_s: float) -> None:
+        """One group of ``batches`` batches, ``rows`` rows, written in ``duration_s`` s."""
+
+    def database_error(self, error_class: str) -> None:
+        """One database error, by :class:`ErrorClass` value."""
+
+
 class ErrorClass(enum.Enum):
     """What the writer does about an exception raised while writing a group."""
 
@@ -321,9 +332,15 @@ class Writer:
     The writer holds at most one pool connection at a time (one flush task).
     """
 
-    def __init__(self, pool: asyncpg.Pool, config: WriterConfig = WriterConfig()) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: WriterConfig = WriterConfig(),
+        observer: WriterObserver | None = None,
+    ) -> None:
         self._pool = pool
         self._config = config
+        self._observer = observer
         self._partitions = PartitionCache()
         self._queue: collections.deque[_Item] = collections.deque()
         self._waiting_rows = 0
@@ -524,6 +541,8 @@ class Writer:
         self._counters.db_errors += 1
         self._counters.last_error = _describe(exc)
         self._counters.last_error_at = datetime.now(UTC)
+        if self._observer is not None:
+            self._observer.database_error(classify_error(exc).value)
 
     def _retry_after_s(self) -> float:
         rate = self._counters.recent_rows_per_s
@@ -552,6 +571,8 @@ class Writer:
         c.last_flush_duration_s = elapsed
         if elapsed > 0:
             c.recent_rows_per_s = c.last_flush_events / elapsed
+        if self._observer is not None:
+            self._observer.flushed(c.last_flush_events, len(group), elapsed)
         self._release(group)
         for item, result in zip(group, results, strict=True):
             if result.duplicate:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +133,24 @@ def test_serve_reports_an_unreachable_database(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot connect to DATABASE_URL" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_serve_refuses_a_busy_port_before_printing_a_url(database_url: str, tmp_path: Path) -> None:
+    from drain.migrate import migrate
+
+    asyncio.run(migrate(database_url))
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = clean_env(
+            DATABASE_URL=database_url,
+            DRAIN_USERNAME="u",
+            DRAIN_PASSWORD="p",
+            DRAIN_HOST="127.0.0.1",
+            PORT=str(port),
+        )
+        result = run_drain(["serve"], env, tmp_path)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "curl" not in result.stdout

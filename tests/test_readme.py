@@ -66,7 +66,8 @@ def test_readme_curl_examples_run_as_written(database_url: str, tmp_path: Path) 
 
 async def run_readme_queries(url: str) -> None:
     """Every statement of the README's ```sql block runs on the migrated, filled database."""
-    (block,) = re.findall(r"```sql\n(.*?)```", README, flags=re.DOTALL)
+    section = README[README.index("## Looking at the data") :]
+    block = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)[0]
     statements = [s.strip() for s in block.split(";") if _code(s).strip()]
     assert len(statements) >= 6
     conn = await asyncpg.connect(url)
@@ -93,3 +94,14 @@ def test_every_setting_is_in_the_readme_table() -> None:
         if line.startswith("| `")
     }
     assert {name.upper() for name in Settings.model_fields} <= rows
+
+
+def test_readme_rollup_example_is_the_shipped_file() -> None:
+    """Every line of the README's payment_history.sql stands in sql/rollups, in order."""
+    section = README[README.index("### How the seed's hourly query maps onto it") :]
+    blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    block = next(b for b in blocks if "@query" in b)
+    shipped = (ROOT / "sql" / "rollups" / "payment_history.sql").read_text().splitlines()
+    position = 0
+    for line in filter(None, block.splitlines()):
+        position = shipped.index(line, position) + 1
