@@ -23,11 +23,15 @@ code   when
        malformed Content-Length (client bugs: retrying cannot help).
 401    missing or wrong HTTP Basic credentials (``WWW-Authenticate: Basic realm="drain"``).
 403    DRAIN_TOKENS is set and Logplex-Drain-Token is missing or not on it.
-408    the body did not arrive within DRAIN_BODY_TIMEOUT_S.
-413    body (after gzip decoding) over DRAIN_MAX_BODY_BYTES.
+413    body (after gzip decoding) over DRAIN_MAX_BODY_BYTES, or more frames than
+       DRAIN_MAX_FRAMES_PER_BODY.
 415    Content-Type is not ``application/logplex-1``, or Content-Encoding is not gzip/identity.
-503    the database is unreachable, the write queue is full, or the drain is shutting down;
-       ``Retry-After`` in seconds. Never 4xx for such transient faults.
+503    the database is unreachable or no commit came within WRITE_WAIT_S (10 s), the write
+       queue is full, the drain is shutting down, or
+       the body did not arrive within DRAIN_BODY_TIMEOUT_S; ``Retry-After`` in seconds.
+       Never 4xx for such transient faults. Also (without Retry-After) ``X-Forwarded-Proto:
+       http`` when DRAIN_REQUIRE_HTTPS is on: a 4xx would make Logplex drop the batches of a
+       drain URL mistyped as http:// silently; a 5xx shows as failed deliveries.
 =====  =====================================================================================
 
 Nothing here logs a body, a credential, or DATABASE_URL.
@@ -52,7 +56,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from structlog.contextvars import bound_contextvars
 
 from drain.auth import WWW_AUTHENTICATE, check_basic, check_drain_token
-from drain.batch import KIND_LOGPLEX_ERROR, DecodeLimits, decode_batch, iter_outcomes
+from drain.batch import (
+    KIND_LOGPLEX_ERROR,
+    DecodeLimits,
+    TooManyFrames,
+    decode_batch,
+    iter_outcomes,
+)
 from drain.body import BodyError, read_body
 from drain.database import create_pool
 from drain.health import Counters, health_document, probe_database, rollup_health
@@ -82,11 +92,21 @@ LOGPLEX_MEDIA_TYPE = "application/logplex-1"
 MAX_ID_HEADER_BYTES = 200
 #: Retry-After (seconds) when the database is unreachable or the writer is closing
 RETRY_AFTER_UNAVAILABLE_S = 5
-#: seconds allowed for the pool to close once the writer has flushed
-POOL_CLOSE_TIMEOUT_S = 10.0
+#: seconds the writer may take, at shutdown, to commit what is queued (then: WriterClosed)
+WRITER_CLOSE_TIMEOUT_S = 8.0
+#: seconds allowed for the pool to close once the writer has flushed (then: terminate).
+#: With uvicorn's graceful period (drain.cli.GRACEFUL_SHUTDOWN_S, 12 s) the worst shutdown
+#: takes 12 + 8 + 4 = 24 s, inside the 30 s Heroku allows between SIGTERM and SIGKILL.
+POOL_CLOSE_TIMEOUT_S = 4.0
 #: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
 #: keeps answering other requests meanwhile (Logplex's ~100 KiB batches stay on the loop)
 DECODE_IN_THREAD_BYTES = 256 * 1024
+#: seconds a request waits for its batch to commit before answering 503 (Logplex gave up
+#: after 5 s anyway); below uvicorn's graceful period so that on SIGTERM every request
+#: waiting on a hung database still gets an answer
+WRITE_WAIT_S = 10.0
+#: at most one warning about ``X-Forwarded-Proto: http`` per this many seconds (self-drain)
+INSECURE_WARNING_EVERY_S = 60.0
 #: rough per-row overhead in bytes for the write queue's byte bound
 _ROW_OVERHEAD_BYTES = 200
 
@@ -111,6 +131,7 @@ class DrainState:
     metrics: Metrics
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
+    insecure_warned_at: float | None = None
     #: the last upstream loss this process saw, for /health's warnings (drain.operations)
     last_loss: dict[str, Any] | None = None
 
@@ -132,6 +153,7 @@ def decode_limits_from(settings: Settings) -> DecodeLimits:
         max_frame_bytes=settings.drain_max_frame_bytes,
         accept_past_s=settings.drain_accept_past_s,
         accept_future_s=settings.drain_accept_future_s,
+        max_frames=settings.drain_max_frames_per_body,
     )
 
 
@@ -174,7 +196,7 @@ def create_app(
             try:
                 yield
             finally:
-                await writer.close()
+                await writer.close(WRITER_CLOSE_TIMEOUT_S)
                 state.writer = None
         finally:
             state.pool = None
@@ -280,6 +302,8 @@ class _Admitted:
 def _check_credentials(state: DrainState, request: Request) -> Response | None:
     """None when the request may pass (right HTTP Basic credentials, or none required)."""
     settings = state.settings
+    if settings.https_required and _forwarded_http(request.headers.get("x-forwarded-proto")):
+        return _insecure(state)
     if settings.credentials_required:
         assert settings.drain_username is not None and settings.drain_password is not None
         if not check_basic(
@@ -321,6 +345,26 @@ def _admit(state: DrainState, request: Request) -> _Admitted | Response:
     return _Admitted(drain_token, frame_id, msg_count)
 
 
+def _forwarded_http(value: str | None) -> bool:
+    """True when the (first) X-Forwarded-Proto is ``http``: the client used plain HTTP."""
+    return value is not None and value.split(",")[0].strip().lower() == "http"
+
+
+def _insecure(state: DrainState) -> Response:
+    """503 for a POST that reached Heroku's router over plain HTTP (see the table above)."""
+    state.counters.insecure_refused += 1
+    now = asyncio.get_running_loop().time()
+    last = state.insecure_warned_at
+    if last is None or now - last >= INSECURE_WARNING_EVERY_S:
+        state.insecure_warned_at = now
+        log.warning(
+            "refused a POST /logs that arrived over plain HTTP (X-Forwarded-Proto: http): "
+            "use an https:// drain URL; %d refused so far (DRAIN_REQUIRE_HTTPS)",
+            state.counters.insecure_refused,
+        )
+    return _refuse(503, "this drain accepts only HTTPS: use an https:// drain URL")
+
+
 async def _decode(
     state: DrainState, body: bytes, now: datetime, msg_count: int | None
 ) -> DecodedBatch:
@@ -344,10 +388,16 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
             timeout_s=state.settings.drain_body_timeout_s,
         )
     except BodyError as error:
+        if error.status_code == 503:
+            return _unavailable(error.detail)
         return _refuse(error.status_code, error.detail)
 
     received_at = state.clock()
-    decoded = await _decode(state, body, received_at, admitted.msg_count)
+    try:
+        decoded = await _decode(state, body, received_at, admitted.msg_count)
+    except TooManyFrames as error:
+        state.counters.too_many_frames += 1
+        return _refuse(413, str(error))
     ledger = decoded.ledger
     note.ledger = ledger
     state.counters.record_decoded(ledger)
@@ -369,7 +419,7 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
             return _unavailable("the drain is not running")
         batch = _pending(decoded, admitted.drain_token, admitted.frame_id, received_at)
         try:
-            result = await writer.submit(batch)
+            result = await _submit(writer, batch)
         except QueueFull as error:
             retry_after = max(1, math.ceil(error.retry_after_s))
             return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
@@ -377,6 +427,8 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
             return _unavailable("database unavailable")
         except WriterClosed:
             return _unavailable("the drain is shutting down")
+        except TimeoutError:
+            return _unavailable(f"not committed within {WRITE_WAIT_S:g} s")
         finally:
             stats = writer.stats()
             state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
@@ -394,6 +446,26 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
             state.metrics.record_loss(admitted.drain_token, loss)
             remember_loss(state, loss_warning(admitted.drain_token, loss, received_at))
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
+
+
+async def _submit(writer: Writer, batch: PendingBatch) -> WriteResult:
+    """writer.submit, waited for at most WRITE_WAIT_S seconds (then TimeoutError).
+
+    The batch stays queued after a time-out and may still commit; Logplex's retry with the
+    same frame id is then a duplicate (stored once). The abandoned outcome is retrieved so
+    that it is not reported as never retrieved.
+    """
+    task = asyncio.ensure_future(writer.submit(batch))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), WRITE_WAIT_S)
+    finally:
+        if not task.done():  # timed out, or this request was cancelled
+            task.add_done_callback(_ignore_outcome)
+
+
+def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _loss(

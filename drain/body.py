@@ -10,7 +10,9 @@ Refusals are :class:`BodyError` with the status the web layer answers:
 - ``413`` a ``Content-Length`` over the cap (before reading a byte), or the body — after gzip
   decoding, so a gzip bomb is caught after at most ``max_bytes + 1`` decoded bytes — passes
   the cap while streaming;
-- ``408`` the whole body did not arrive within ``timeout_s`` seconds;
+- ``503`` the whole body did not arrive within ``timeout_s`` seconds. Not 408: Logplex treats
+  every 4xx but 429 as final and drops the batch, while a stalled body is a transient fault
+  (a slow network between the router and the dyno); the web layer adds ``Retry-After``;
 - ``400`` a corrupt or truncated gzip stream, a malformed Content-Length, a client that went away;
 - ``415`` a ``Content-Encoding`` other than identity or gzip.
 """
@@ -151,7 +153,7 @@ async def read_stream(
                     parts.append(chunk)
     except TimeoutError:
         raise BodyError(
-            408, f"the body did not arrive within {timeout_s:g} s ({received} bytes read)"
+            503, f"the body did not arrive within {timeout_s:g} s ({received} bytes read)"
         ) from None
     except ClientDisconnect:
         raise BodyError(400, "the client disconnected before sending the whole body") from None

@@ -56,8 +56,9 @@ log = logging.getLogger("drain.cli")
 #: Environment variable through which `drain serve` hands the database URL to its uvicorn
 #: workers (the embedded server's URL is not in DATABASE_URL). Internal; not a setting.
 SERVE_DATABASE_URL_ENV = "DRAIN_SERVE_DATABASE_URL"
-#: seconds uvicorn waits for requests in flight after SIGTERM (Heroku allows 30 in total)
-GRACEFUL_SHUTDOWN_S = 20
+#: seconds uvicorn waits for requests in flight after SIGTERM (Heroku allows 30 in total;
+#: see drain.app.POOL_CLOSE_TIMEOUT_S for the whole budget: 12 + 8 + 4 = 24 s)
+GRACEFUL_SHUTDOWN_S = 12
 #: a Logplex drain token used by the printed curl example
 EXAMPLE_DRAIN_TOKEN = "d.fc6b856b-3332-4546-93de-7d0ee272c3bd"
 
@@ -321,7 +322,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
         return 2
     now = args.now if args.now is not None else datetime.now(UTC)
     out = sys.stdout.buffer
-    for item in dump_body(body, now=now, limits=DecodeLimits()):
+    for item in dump_body(body, now=now, limits=DecodeLimits(max_frames=None)):
         out.write(orjson.dumps(item, default=_json_default) + b"\n")
     out.flush()
     return 0

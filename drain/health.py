@@ -63,6 +63,8 @@ class Counters:
         duplicates: batches whose (drain token, frame id) was already committed.
         msg_count_mismatches: Logplex-Msg-Count differed from the frames found.
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
+        too_many_frames: bodies refused (413) for holding more than DRAIN_MAX_FRAMES_PER_BODY.
+        insecure_refused: POSTs refused (503) for ``X-Forwarded-Proto: http``.
     """
 
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -76,6 +78,8 @@ class Counters:
     duplicates: int = 0
     msg_count_mismatches: int = 0
     msg_count_invalid: int = 0
+    too_many_frames: int = 0
+    insecure_refused: int = 0
 
     def record_decoded(self, ledger: Ledger) -> None:
         """Count one decoded body (whether or not its write succeeds)."""
@@ -111,6 +115,8 @@ class Counters:
             "duplicates": self.duplicates,
             "msg_count_mismatches": self.msg_count_mismatches,
             "msg_count_invalid": self.msg_count_invalid,
+            "too_many_frames": self.too_many_frames,
+            "insecure_refused": self.insecure_refused,
         }
 
 

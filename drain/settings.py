@@ -102,10 +102,25 @@ class Settings(BaseSettings):
         ge=64,
         description="Largest syslog frame, in bytes; longer frames are quarantined frame_too_long.",
     )
+    drain_max_frames_per_body: int = Field(
+        default=20_000,
+        ge=1,
+        description=(
+            "Most syslog frames in one body; more: 413 (a body of tiny frames costs ~7 us "
+            "of CPU per frame). Logplex sends ~2,000 at most, log-shuttle 500 by default."
+        ),
+    )
     drain_body_timeout_s: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds allowed to receive a whole request body; slower: 408.",
+        description="Seconds allowed to receive a whole request body; slower: 503 + Retry-After.",
+    )
+    drain_require_https: bool | None = Field(
+        default=None,
+        description=(
+            "Refuse (503) a POST whose X-Forwarded-Proto is http (sent through Heroku's router "
+            "to an http:// drain URL, credentials in clear). Default: on when DATABASE_URL is set."
+        ),
     )
     drain_flush_max_events: int = Field(
         default=5000, ge=1, description="Group commit: flush when this many events are queued."
@@ -245,6 +260,13 @@ class Settings(BaseSettings):
         if self.drain_tokens is None:
             return None
         return frozenset(t.strip() for t in self.drain_tokens.split(",") if t.strip())
+
+    @property
+    def https_required(self) -> bool:
+        """True when ``X-Forwarded-Proto: http`` is refused: DRAIN_REQUIRE_HTTPS, else deployed."""
+        if self.drain_require_https is not None:
+            return self.drain_require_https
+        return self.deployed
 
     @property
     def credentials_required(self) -> bool:

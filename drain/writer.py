@@ -27,7 +27,7 @@ class                  examples                                    what the writ
                        57xxx (57P01 admin shutdown, 57P03 cannot   group gets
                        connect now, 57014 canceled), 58xxx,        DatabaseUnavailable
                        55P03 lock timeout, 25006 read-only,        (web: 503; Logplex
-                       closed connection                           retries, ledger dedups)
+                       closed connection, InternalClientError      retries, ledger dedups)
 ``RETRY``              40001 serialization, 40P01 deadlock          retry the group, up to
                                                                    ``max_retries`` times,
                                                                    then DatabaseUnavailable
@@ -54,13 +54,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
 from drain.database import Conn
 from drain.partitions import PartitionCache, utc_day
 from drain.records import EventRow, PendingBatch, QuarantineReason, WriteResult
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 __all__ = [
     "DatabaseUnavailable",
@@ -258,6 +261,10 @@ def classify_error(exc: BaseException) -> ErrorClass:
         return ErrorClass.UNAVAILABLE
     if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
         return ErrorClass.UNAVAILABLE
+    # "cannot switch to state ...; another operation is in progress": a connection left
+    # half-way by a server going away (seen during pg_ctl stop -m fast under load).
+    if isinstance(exc, asyncpg.InternalClientError):
+        return ErrorClass.UNAVAILABLE
     return ErrorClass.UNEXPECTED
 
 
@@ -421,18 +428,22 @@ class Writer:
 
         Bounded by ``timeout_s`` seconds; requests still waiting then get WriterClosed
         (or DatabaseUnavailable for a group whose COMMIT was in flight). Idempotent.
+        The last second of ``timeout_s`` is for the cancelled flush to unwind: cancelling a
+        query on a database that does not answer can hang in asyncpg until the pool is
+        terminated, which the caller does next (drain.app's lifespan).
         """
         self._closing = True
         self._wake.set()
         task = self._task
         if task is not None and not task.done():
+            flush_s = max(timeout_s - 1.0, timeout_s / 2)
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(flush_s):
                     await asyncio.shield(task)
             except TimeoutError:
-                log.warning("writer close: flush did not finish in %.1f s; stopping it", timeout_s)
+                log.warning("writer close: flush did not finish in %.1f s; stopping it", flush_s)
                 task.cancel()
-                await asyncio.wait({task})
+                await asyncio.wait({task}, timeout=timeout_s - flush_s)
         self._fail_waiting(WriterClosed("the writer closed before this batch was written"))
 
     def stats(self) -> WriterStats:
@@ -632,7 +643,24 @@ class Writer:
                     conn.terminate()
             raise
         finally:
+            await self._give_back(conn)
+
+    async def _give_back(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        """Return ``conn`` to the pool; if that fails, drop it. Never raises a release error:
+        the group's outcome (committed, or the exception being raised) is already decided,
+        and a failed reset must not turn a COMMIT into an error or hide the real one."""
+        try:
             await self._pool.release(conn, timeout=self._config.command_timeout_s)
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            OSError,
+            TimeoutError,
+        ) as exc:
+            log.warning("dropped a connection that could not be reset: %s", _describe(exc))
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
 
     async def _claim(self, conn: Conn, group: list[_Item]) -> list[bool]:
         """Insert the group's ledger keys; return, per batch, whether it is a duplicate."""

@@ -3,6 +3,8 @@
 ``TcpProxy(url)`` forwards 127.0.0.1:<port> to the PostgreSQL server of ``url`` (TCP or
 unix socket). :meth:`cut` aborts every open connection (RST) and makes new ones fail at
 once, as if the database had gone away; :meth:`restore` lets connections through again.
+:meth:`stall` keeps every connection open but forwards nothing (a database that hangs, a
+network that drops packets) until :meth:`restore`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.cut_active = False
         self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -50,11 +54,17 @@ class TcpProxy:
         self._transports.clear()
 
     def restore(self) -> None:
-        """Let new connections through again."""
+        """Let new connections through again; end a :meth:`stall`."""
         self.cut_active = False
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Forward no more bytes in either direction (connections stay open) until restore."""
+        self._flowing.clear()
 
     async def close(self) -> None:
         """Stop listening and abort every connection."""
+        self._flowing.set()
         self.cut()
         if self._server is not None:
             self._server.close()
@@ -90,11 +100,11 @@ class TcpProxy:
             self._transports.discard(transport)
             transport.abort()
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # Ends when either side closes or is aborted; each read is bounded by the socket.
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

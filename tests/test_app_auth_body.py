@@ -138,7 +138,7 @@ async def test_bad_content_length_is_400() -> None:
     assert raised.value.status_code == 400
 
 
-async def test_slow_body_is_408() -> None:
+async def test_slow_body_is_503_a_transient_fault_logplex_retries() -> None:
     never_done = asyncio.Event()
 
     async def stalls() -> AsyncIterator[bytes]:
@@ -149,7 +149,7 @@ async def test_slow_body_is_408() -> None:
         await read_stream(
             stalls(), content_length=None, content_encoding=None, max_bytes=1000, timeout_s=0.05
         )
-    assert raised.value.status_code == 408
+    assert raised.value.status_code == 503
 
 
 async def test_gzip_body_is_decoded_across_chunks() -> None:

@@ -144,8 +144,9 @@ async def test_refusals_over_http(served: Served, migrated: str) -> None:
     assert await scalar(migrated, "SELECT count(*) FROM raw_events") == 3
 
 
-def test_slow_body_is_408(served: Served) -> None:
-    """A client that sends part of its body and stalls gets 408 after DRAIN_BODY_TIMEOUT_S."""
+def test_slow_body_is_503_with_retry_after(served: Served) -> None:
+    """A client that sends part of its body and stalls gets 503 + Retry-After after
+    DRAIN_BODY_TIMEOUT_S (not 408, which Logplex would treat as final)."""
     port = int(served.base_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         auth = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -154,7 +155,8 @@ def test_slow_body_is_408(served: Served) -> None:
             b"Authorization: " + auth.encode() + b"\r\nContent-Length: 100\r\n\r\n70 <174>1"
         )
         answer = sock.recv(4096)
-    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    assert b"\r\nretry-after: 5\r\n" in answer.lower(), answer
 
 
 async def test_fifty_concurrent_posts_store_every_event_exactly_once(

@@ -398,6 +398,9 @@ def test_classify_error() -> None:
     assert classify_error(asyncpg.AdminShutdownError("x")) is ErrorClass.UNAVAILABLE
     assert classify_error(asyncpg.CannotConnectNowError("x")) is ErrorClass.UNAVAILABLE
     assert classify_error(asyncpg.TooManyConnectionsError("x")) is ErrorClass.UNAVAILABLE
+    # seen in bench/reliability.py while PostgreSQL shut down under load: 503, not 500
+    internal = asyncpg.InternalClientError("cannot switch to state 15; another operation (2)")
+    assert classify_error(internal) is ErrorClass.UNAVAILABLE
     assert classify_error(asyncpg.DeadlockDetectedError("x")) is ErrorClass.RETRY
     assert classify_error(asyncpg.SerializationError("x")) is ErrorClass.RETRY
     assert classify_error(asyncpg.NumericValueOutOfRangeError("x")) is ErrorClass.DATA
