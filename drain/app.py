@@ -144,6 +144,7 @@ def writer_config_from(settings: Settings) -> WriterConfig:
         queue_max_events=settings.drain_queue_max_events,
         queue_max_bytes=settings.drain_queue_max_bytes,
         partitions_ahead_days=settings.drain_partitions_ahead_days,
+        flushers=settings.drain_writer_flushers,
     )
 
 

@@ -130,6 +130,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Group commit: flush when the oldest queued batch has waited this long (s).",
     )
+    drain_writer_flushers: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Group commit: groups written at once (each on its own connection).",
+    )
     drain_queue_max_events: int = Field(
         default=200_000,
         ge=1,

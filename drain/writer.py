@@ -1,7 +1,7 @@
 """The group-commit writer: from :class:`~drain.records.PendingBatch` to committed rows.
 
 Each POST's decoded batch is handed to :meth:`Writer.submit`, which queues it and waits.
-One flush task takes the queued batches of many concurrent requests together (up to
+A flush task takes the queued batches of many concurrent requests together (up to
 ``flush_max_events`` rows, or whatever arrived within ``flush_max_delay_s`` of the
 oldest) and writes them in ONE transaction::
 
@@ -17,6 +17,14 @@ oldest) and writes them in ONE transaction::
 A request is answered only after its rows are committed. The ledger row
 (drain_token, frame_id) is written in the same transaction as the rows, so Logplex's
 retry of a POST whose answer was lost (same Logplex-Frame-Id) adds nothing: exactly once.
+
+``flushers`` flush tasks (default 2) run side by side, each on its own pool connection, so
+that the next group is claimed and COPYed while the previous one commits (and while the
+event loop decodes). Two groups in flight never both store a (drain_token, frame_id): the
+second group's INSERT into received_batches waits on the first one's uncommitted key (the
+primary key), then ``ON CONFLICT DO NOTHING`` answers it as a duplicate (or claims it, if
+the first rolled back). Each group claims its keys in sorted order, so two groups cannot
+wait on each other (no deadlock); a deadlock from elsewhere is retried (``RETRY``).
 
 Failures, by who is to blame (see :func:`classify_error`):
 
@@ -137,6 +145,8 @@ class WriterConfig:
         max_retries: retries of a group after a deadlock/serialization failure or a
             missing partition.
         max_quarantine_raw_bytes: raw bytes kept for an event PostgreSQL refused.
+        flushers: flush tasks, i.e. groups in flight at once (each holds a pool connection
+            while it writes). 2: one group is COPYed while the previous one commits.
 
     Raises:
         ValueError: a bound or timeout is not positive, or a delay/count is negative.
@@ -150,6 +160,7 @@ class WriterConfig:
     command_timeout_s: float = 30.0
     max_retries: int = 3
     max_quarantine_raw_bytes: int = 65536
+    flushers: int = 2
 
     def __post_init__(self) -> None:
         positive = {
@@ -158,6 +169,7 @@ class WriterConfig:
             "queue_max_bytes": self.queue_max_bytes,
             "command_timeout_s": self.command_timeout_s,
             "max_quarantine_raw_bytes": self.max_quarantine_raw_bytes,
+            "flushers": self.flushers,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -329,7 +341,8 @@ class Writer:
         result = await writer.submit(batch)   # after COMMIT
         await writer.close()
 
-    The writer holds at most one pool connection at a time (one flush task).
+    The writer holds at most ``config.flushers`` pool connections at a time (one per flush
+    task).
     """
 
     def __init__(
@@ -349,7 +362,7 @@ class Writer:
         self._queue_batches = 0
         self._wake = asyncio.Event()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._counters = _Counters()
 
     @property
@@ -373,7 +386,7 @@ class Writer:
             RuntimeError: already started. asyncpg.PostgresError: other database errors,
                 e.g. UndefinedFunctionError when the migrations were not applied.
         """
-        if self._task is not None:
+        if self._tasks:
             raise RuntimeError("Writer.start() called twice")
         try:
             async with asyncio.timeout(self._config.command_timeout_s):
@@ -385,7 +398,10 @@ class Writer:
                 raise
             self._note_error(exc)
             log.warning("writer start: database unavailable (%s); continuing", _describe(exc))
-        self._task = asyncio.create_task(self._run(), name="drain-writer-flush")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"drain-writer-flush-{n}")
+            for n in range(self._config.flushers)
+        ]
 
     async def submit(self, batch: PendingBatch) -> WriteResult:
         """Queue ``batch`` and return its :class:`WriteResult` once its rows are committed.
@@ -397,7 +413,7 @@ class Writer:
             DatabaseUnavailable: transient failure; retry with the same frame id.
             Exception: any unexpected error while writing this batch's group (logged).
         """
-        if self._closing or self._task is None:
+        if self._closing or not self._tasks:
             raise WriterClosed("the writer is closed" if self._closing else "writer not started")
         rows = len(batch.events) + len(batch.quarantined)
         cfg = self._config
@@ -434,16 +450,15 @@ class Writer:
         """
         self._closing = True
         self._wake.set()
-        task = self._task
-        if task is not None and not task.done():
+        tasks = {task for task in self._tasks if not task.done()}
+        if tasks:
             flush_s = max(timeout_s - 1.0, timeout_s / 2)
-            try:
-                async with asyncio.timeout(flush_s):
-                    await asyncio.shield(task)
-            except TimeoutError:
+            _done, pending = await asyncio.wait(tasks, timeout=flush_s)
+            if pending:
                 log.warning("writer close: flush did not finish in %.1f s; stopping it", flush_s)
-                task.cancel()
-                await asyncio.wait({task}, timeout=timeout_s - flush_s)
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=timeout_s - flush_s)
         self._fail_waiting(WriterClosed("the writer closed before this batch was written"))
 
     def stats(self) -> WriterStats:
@@ -493,7 +508,8 @@ class Writer:
                     except TimeoutError:
                         break
                 group = self._take_group()
-                await self._flush(group)
+                if group:  # empty when another flush task took the queue first
+                    await self._flush(group)
                 group = []
         except asyncio.CancelledError:
             self._answer_failed(

@@ -114,6 +114,61 @@ async def test_same_frame_id_twice_in_one_group_first_wins(pool: asyncpg.Pool) -
         assert await conn.fetchval("SELECT count(*) FROM raw_events") == 3
 
 
+async def _backends_waiting_on_a_lock(conn: asyncpg.Connection, want: int) -> int:
+    """Poll (bounded: 10 s) until ``want`` backends of this database wait on a lock."""
+    waiting = 0
+    for _ in range(1000):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting >= want:
+            break
+        await asyncio.sleep(0.01)
+    return int(waiting)
+
+
+async def test_two_groups_in_flight_with_overlapping_frame_ids_store_once(
+    pool: asyncpg.Pool, migrated_url: str
+) -> None:
+    """Group A (frames 1, 2) and group B (frames 1 again, 3) of one writer, both in flight.
+
+    Another session holds frame 2's ledger key uncommitted, so A claims frame 1 and waits
+    on frame 2; B then waits on A's frame 1. When the other session rolls back, A claims
+    frame 2 and commits; B sees frame 1 taken (duplicate) and stores frame 3. No deadlock:
+    each group claims its keys in sorted order.
+    """
+    writer = Writer(pool, WriterConfig(flush_max_events=20, flush_max_delay_s=0.01, flushers=2))
+    holder = await asyncpg.connect(migrated_url)
+    # pg_stat_activity is read once per transaction: watch from outside the holder's
+    watcher = await asyncpg.connect(migrated_url)
+    try:
+        await writer.start()
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute(
+            "INSERT INTO received_batches (drain_token, frame_id, received_at, events, "
+            "quarantined) VALUES ($1, 'frame-2', now(), 0, 0)",
+            TOKEN,
+        )
+        group_a = [asyncio.ensure_future(writer.submit(batch(n, events=10))) for n in (1, 2)]
+        assert await _backends_waiting_on_a_lock(watcher, 1) == 1  # A waits on frame 2
+        group_b = [asyncio.ensure_future(writer.submit(batch(n, events=10))) for n in (1, 3)]
+        assert await _backends_waiting_on_a_lock(watcher, 2) == 2  # B waits on A's frame 1
+        await holding.rollback()
+        a1, a2 = await asyncio.gather(*group_a)
+        b1, b3 = await asyncio.gather(*group_b)
+        stats = writer.stats()
+    finally:
+        await holder.close()
+        await watcher.close()
+        await writer.close()
+    assert not a1.duplicate and not a2.duplicate and not b3.duplicate
+    assert b1 == WriteResult(duplicate=True, events_stored=0, quarantined=0)
+    assert stats.commits == 2 and stats.duplicates == 1
+    assert await rows_per_batch(migrated_url) == {1: 10, 2: 10, 3: 10}
+
+
 async def test_same_frame_id_under_two_tokens_is_two_batches(
     writer: Writer, migrated_url: str
 ) -> None:
