@@ -204,7 +204,11 @@ def worker_app() -> FastAPI:
     _configure_logging(sys.stdout)  # again: uvicorn's spawned workers start bare
     if settings.database_connection_pool_url is not None:
         url = settings.database_connection_pool_url.get_secret_value()  # PgBouncer
-    return create_app(settings, database_url=url)
+    app = create_app(settings, database_url=url)
+    from drain.tuning import tune_gc
+
+    tune_gc()  # after the imports and the app exist: see drain.tuning
+    return app
 
 
 def _address_in_use(host: str, port: int) -> str | None:
