@@ -382,6 +382,9 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
     if isinstance(admitted, Response):
         return admitted
     note.drain_token, note.frame_id = admitted.drain_token, admitted.frame_id
+    refused = _no_room(state, request)
+    if refused is not None:  # before the body is read and decoded: a cheap 503
+        return refused
     try:
         body = await read_body(
             request,
@@ -422,8 +425,7 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
         try:
             result = await _submit(writer, batch)
         except QueueFull as error:
-            retry_after = max(1, math.ceil(error.retry_after_s))
-            return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
+            return _queue_full(error)
         except DatabaseUnavailable:
             return _unavailable("database unavailable")
         except WriterClosed:
@@ -447,6 +449,24 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
             state.metrics.record_loss(admitted.drain_token, loss)
             remember_loss(state, loss_warning(admitted.drain_token, loss, received_at))
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
+
+
+def _no_room(state: DrainState, request: Request) -> Response | None:
+    """503 + Retry-After when the write queue is already full (Writer.check_room), judged
+    on Content-Length (0 when absent or malformed: read_body answers those)."""
+    if state.writer is None:
+        return None
+    length = request.headers.get("content-length", "")
+    try:
+        state.writer.check_room(int(length) if length.isdigit() else 0)
+    except QueueFull as error:
+        return _queue_full(error)
+    return None
+
+
+def _queue_full(error: QueueFull) -> Response:
+    retry_after = max(1, math.ceil(error.retry_after_s))
+    return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
 
 
 async def _submit(writer: Writer, batch: PendingBatch) -> WriteResult:

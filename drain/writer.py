@@ -403,6 +403,22 @@ class Writer:
             for n in range(self._config.flushers)
         ]
 
+    def check_room(self, size_bytes: int = 0) -> None:
+        """Raise QueueFull when a batch of about ``size_bytes`` bytes would surely be
+        refused: the queue is already at ``queue_max_events`` rows or would pass
+        ``queue_max_bytes``. A cheap check before the body is read and decoded (so that a
+        503 under overload costs no decode); :meth:`submit` makes the exact check.
+
+        Raises:
+            QueueFull: with the Retry-After to answer.
+        """
+        cfg = self._config
+        if self._queue_batches and (
+            self._queue_rows >= cfg.queue_max_events
+            or self._queue_bytes + size_bytes > cfg.queue_max_bytes
+        ):
+            raise QueueFull(self._retry_after_s())
+
     async def submit(self, batch: PendingBatch) -> WriteResult:
         """Queue ``batch`` and return its :class:`WriteResult` once its rows are committed.
 

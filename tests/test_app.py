@@ -408,11 +408,14 @@ async def test_full_write_queue_is_503_with_retry_after(migrated_url: str) -> No
                     break
                 await asyncio.sleep(0)
             assert writer.stats().queue_events >= 5
+            decoded_before = app.state.drain.counters.batches
             second = await client.post(
                 "/logs",
                 content=events_body(NOW, "queue.second", 5),
                 headers=logplex_headers(frame_id="q-2"),
             )
+            # refused before its body was read and decoded (Writer.check_room)
+            assert app.state.drain.counters.batches == decoded_before
             await locked.rollback()
             first_response = await first
     finally:

@@ -462,3 +462,32 @@ def test_classify_error() -> None:
     assert classify_error(asyncpg.ProgramLimitExceededError("x")) is ErrorClass.DATA
     assert classify_error(asyncpg.UndefinedTableError("x")) is ErrorClass.UNEXPECTED
     assert classify_error(ValueError("bug")) is ErrorClass.UNEXPECTED
+
+
+async def test_check_room_refuses_before_submit_when_the_queue_is_full(
+    pool: asyncpg.Pool,
+) -> None:
+    """check_room (before decoding) refuses once the queue is at its bounds; an empty
+    queue always has room, like submit."""
+    writer = Writer(pool, WriterConfig(queue_max_events=5, queue_max_bytes=10_000))
+    writer.check_room(10**9)  # empty queue: room for anything
+    blocker = await pool.acquire()
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE raw_events IN ACCESS EXCLUSIVE MODE")
+    await writer.start()
+    try:
+        first = asyncio.ensure_future(writer.submit(batch(1, events=5)))
+        for _ in range(100_000):  # bounded: until the first batch is queued
+            if writer.stats().queue_batches:
+                break
+            await asyncio.sleep(0)
+        with pytest.raises(QueueFull) as full:
+            writer.check_room(0)  # at queue_max_events rows
+        assert full.value.retry_after_s >= 1
+        await locked.rollback()
+        assert not (await first).duplicate
+        writer.check_room(10**9)  # empty again
+    finally:
+        await pool.release(blocker)
+        await writer.close()
