@@ -134,6 +134,11 @@ class DrainState:
     insecure_warned_at: float | None = None
     #: the last upstream loss this process saw, for /health's warnings (drain.operations)
     last_loss: dict[str, Any] | None = None
+    #: POSTs admitted whose body is being read or decoded (not yet queued), and the mean
+    #: rows per decoded body: under overload the rows they carry join the write queue next
+    #: (Writer.check_room), so a burst is refused before the event loop is swamped
+    bodies_in_progress: int = 0
+    rows_per_body: float = 0.0
 
 
 def writer_config_from(settings: Settings) -> WriterConfig:
@@ -143,6 +148,7 @@ def writer_config_from(settings: Settings) -> WriterConfig:
         flush_max_delay_s=settings.drain_flush_max_delay_s,
         queue_max_events=settings.drain_queue_max_events,
         queue_max_bytes=settings.drain_queue_max_bytes,
+        queue_max_wait_s=settings.drain_queue_max_wait_s,
         partitions_ahead_days=settings.drain_partitions_ahead_days,
         flushers=settings.drain_writer_flushers,
     )
@@ -385,23 +391,29 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
     refused = _no_room(state, request)
     if refused is not None:  # before the body is read and decoded: a cheap 503
         return refused
+    state.bodies_in_progress += 1
     try:
-        body = await read_body(
-            request,
-            max_bytes=state.settings.drain_max_body_bytes,
-            timeout_s=state.settings.drain_body_timeout_s,
-        )
-    except BodyError as error:
-        if error.status_code == 503:
-            return _unavailable(error.detail)
-        return _refuse(error.status_code, error.detail)
+        try:
+            body = await read_body(
+                request,
+                max_bytes=state.settings.drain_max_body_bytes,
+                timeout_s=state.settings.drain_body_timeout_s,
+            )
+        except BodyError as error:
+            if error.status_code == 503:
+                return _unavailable(error.detail)
+            return _refuse(error.status_code, error.detail)
 
-    received_at = state.clock()
-    try:
-        decoded = await _decode(state, body, received_at, admitted.msg_count)
-    except TooManyFrames as error:
-        state.counters.too_many_frames += 1
-        return _refuse(413, str(error))
+        received_at = state.clock()
+        try:
+            decoded = await _decode(state, body, received_at, admitted.msg_count)
+        except TooManyFrames as error:
+            state.counters.too_many_frames += 1
+            return _refuse(413, str(error))
+    finally:
+        state.bodies_in_progress -= 1
+    rows = len(decoded.events) + len(decoded.quarantined)
+    state.rows_per_body += 0.1 * (rows - state.rows_per_body)
     ledger = decoded.ledger
     note.ledger = ledger
     state.counters.record_decoded(ledger)
@@ -453,12 +465,14 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
 
 def _no_room(state: DrainState, request: Request) -> Response | None:
     """503 + Retry-After when the write queue is already full (Writer.check_room), judged
-    on Content-Length (0 when absent or malformed: read_body answers those)."""
+    on Content-Length (0 when absent or malformed: read_body answers those) and on the
+    rows of the bodies being read and decoded now."""
     if state.writer is None:
         return None
     length = request.headers.get("content-length", "")
+    incoming = int(state.bodies_in_progress * state.rows_per_body)
     try:
-        state.writer.check_room(int(length) if length.isdigit() else 0)
+        state.writer.check_room(int(length) if length.isdigit() else 0, incoming)
     except QueueFull as error:
         return _queue_full(error)
     return None

@@ -141,6 +141,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Write queue bound in events; past it POST /logs answers 503 + Retry-After.",
     )
+    drain_queue_max_wait_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Write queue bound in seconds of work (queued events / measured commit rate); "
+            "past it POST /logs answers 503 + Retry-After."
+        ),
+    )
     drain_queue_max_bytes: int = Field(
         default=64 * MiB,
         ge=1024,

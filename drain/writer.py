@@ -138,6 +138,12 @@ class WriterConfig:
         queue_max_events: past this many queued rows, submit() raises QueueFull.
         queue_max_bytes: past this many queued bytes (PendingBatch.size_bytes), QueueFull.
             A batch is always accepted into an empty queue, however big.
+        queue_max_wait_s: also QueueFull past this many seconds of work queued: queued rows
+            over the measured commit rate (rows per second of wall time while the writer
+            was kept busy; see :meth:`Writer.row_limit`). Logplex gives a POST 5 s, and
+            the queue is only part of a POST's time under overload (the body must also be
+            read and decoded on a busy event loop): a bound in seconds answers 503 in time
+            whatever the machine's speed.
         partitions_ahead_days: partitions are kept for today and this many days ahead.
         command_timeout_s: bound on one attempt to write a group (acquire a connection,
             ensure partitions, the transaction, COMMIT), seconds. Past it the group's
@@ -156,6 +162,7 @@ class WriterConfig:
     flush_max_delay_s: float = 0.05
     queue_max_events: int = 200_000
     queue_max_bytes: int = 64 * 2**20
+    queue_max_wait_s: float = 1.0
     partitions_ahead_days: int = 2
     command_timeout_s: float = 30.0
     max_retries: int = 3
@@ -167,6 +174,7 @@ class WriterConfig:
             "flush_max_events": self.flush_max_events,
             "queue_max_events": self.queue_max_events,
             "queue_max_bytes": self.queue_max_bytes,
+            "queue_max_wait_s": self.queue_max_wait_s,
             "command_timeout_s": self.command_timeout_s,
             "max_quarantine_raw_bytes": self.max_quarantine_raw_bytes,
             "flushers": self.flushers,
@@ -363,6 +371,11 @@ class Writer:
         self._wake = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        #: rows committed per second of wall time while the writer stayed busy (EWMA)
+        self._throughput = 0.0
+        self._last_commit_mono: float | None = None
+        self._busy_since_last_commit = False
         self._counters = _Counters()
 
     @property
@@ -403,28 +416,39 @@ class Writer:
             for n in range(self._config.flushers)
         ]
 
-    def check_room(self, size_bytes: int = 0) -> None:
+    def check_room(self, size_bytes: int = 0, incoming_rows: int = 0) -> None:
         """Raise QueueFull when a batch of about ``size_bytes`` bytes would surely be
-        refused: the queue is already at ``queue_max_events`` rows or would pass
-        ``queue_max_bytes``. A cheap check before the body is read and decoded (so that a
-        503 under overload costs no decode); :meth:`submit` makes the exact check.
+        refused: the queue (plus ``incoming_rows``, the caller's estimate of the rows of
+        batches being read and decoded, which will be queued next) is already at
+        :meth:`row_limit`, or the batch would pass ``queue_max_bytes``. A cheap check
+        before the body is read and decoded (so that a 503 under overload costs no
+        decode); :meth:`submit` makes the exact check.
 
         Raises:
             QueueFull: with the Retry-After to answer.
         """
-        cfg = self._config
         if self._queue_batches and (
-            self._queue_rows >= cfg.queue_max_events
-            or self._queue_bytes + size_bytes > cfg.queue_max_bytes
+            self._queue_rows + incoming_rows >= self.row_limit()
+            or self._queue_bytes + size_bytes > self._config.queue_max_bytes
         ):
             raise QueueFull(self._retry_after_s())
+
+    def row_limit(self) -> int:
+        """Queued rows allowed now: ``queue_max_events``, or fewer when the measured commit
+        rate says they are more than ``queue_max_wait_s`` seconds of work (never fewer
+        than one full group per flush task)."""
+        cfg = self._config
+        if self._throughput <= 0:
+            return cfg.queue_max_events
+        by_time = int(self._throughput * cfg.queue_max_wait_s)
+        return min(cfg.queue_max_events, max(by_time, cfg.flush_max_events * cfg.flushers))
 
     async def submit(self, batch: PendingBatch) -> WriteResult:
         """Queue ``batch`` and return its :class:`WriteResult` once its rows are committed.
 
         Raises:
-            QueueFull: the queue is past ``queue_max_events``/``queue_max_bytes``
-                (raised at once, nothing queued).
+            QueueFull: the queue is past ``queue_max_events``/``queue_max_bytes`` or
+                ``queue_max_wait_s`` of work (raised at once, nothing queued).
             WriterClosed: close() has begun, or start() was not called.
             DatabaseUnavailable: transient failure; retry with the same frame id.
             Exception: any unexpected error while writing this batch's group (logged).
@@ -432,10 +456,9 @@ class Writer:
         if self._closing or not self._tasks:
             raise WriterClosed("the writer is closed" if self._closing else "writer not started")
         rows = len(batch.events) + len(batch.quarantined)
-        cfg = self._config
         if self._queue_batches and (
-            self._queue_rows + rows > cfg.queue_max_events
-            or self._queue_bytes + batch.size_bytes > cfg.queue_max_bytes
+            self._queue_rows + rows > self.row_limit()
+            or self._queue_bytes + batch.size_bytes > self._config.queue_max_bytes
         ):
             raise QueueFull(self._retry_after_s())
         loop = asyncio.get_running_loop()
@@ -525,7 +548,11 @@ class Writer:
                         break
                 group = self._take_group()
                 if group:  # empty when another flush task took the queue first
-                    await self._flush(group)
+                    self._in_flight += 1
+                    try:
+                        await self._flush(group)
+                    finally:
+                        self._in_flight -= 1
                 group = []
         except asyncio.CancelledError:
             self._answer_failed(
@@ -576,8 +603,21 @@ class Writer:
         if self._observer is not None:
             self._observer.database_error(classify_error(exc).value)
 
+    def _note_throughput(self, rows: int, now: float) -> None:
+        """Update the commit rate with a COMMIT of ``rows`` at ``now`` (loop time): only
+        when the writer was busy all the time since the previous COMMIT (rows queued or
+        another group in flight), so that the rate measures what the writer can do, not
+        what the clients sent."""
+        last = self._last_commit_mono
+        if last is not None and self._busy_since_last_commit and now > last:
+            sample = rows / (now - last)
+            rate = self._throughput
+            self._throughput = sample if rate <= 0 else 0.8 * rate + 0.2 * sample
+        self._last_commit_mono = now
+        self._busy_since_last_commit = bool(self._queue) or self._in_flight > 1
+
     def _retry_after_s(self) -> float:
-        rate = self._counters.recent_rows_per_s
+        rate = self._throughput or self._counters.recent_rows_per_s
         if rate <= 0:
             return 1.0
         return max(1.0, min(30.0, self._queue_rows / rate))
@@ -594,7 +634,8 @@ class Writer:
         except _GroupFailed as failed:
             self._answer_failed(group, failed.answer)
             return
-        elapsed = loop.time() - started
+        finished = loop.time()
+        elapsed = finished - started
         c = self._counters
         c.commits += 1
         c.last_commit_at = datetime.now(UTC)
@@ -603,6 +644,7 @@ class Writer:
         c.last_flush_duration_s = elapsed
         if elapsed > 0:
             c.recent_rows_per_s = c.last_flush_events / elapsed
+        self._note_throughput(c.last_flush_events, finished)
         if self._observer is not None:
             self._observer.flushed(c.last_flush_events, len(group), elapsed)
         self._release(group)

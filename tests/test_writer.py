@@ -491,3 +491,27 @@ async def test_check_room_refuses_before_submit_when_the_queue_is_full(
     finally:
         await pool.release(blocker)
         await writer.close()
+
+
+async def test_row_limit_follows_the_measured_commit_rate(pool: asyncpg.Pool) -> None:
+    """The queue bound in seconds: rows allowed = commit rate x queue_max_wait_s, measured
+    only across COMMITs between which the writer stayed busy; never below one group per
+    flush task, never above queue_max_events."""
+    cfg = WriterConfig(
+        queue_max_events=100_000, queue_max_wait_s=0.5, flush_max_events=1000, flushers=2
+    )
+    writer = Writer(pool, cfg)
+    assert writer.row_limit() == 100_000  # no rate measured yet
+    writer._note_throughput(5000, now=10.0)  # first COMMIT: no interval yet
+    writer._note_throughput(5000, now=11.0)  # idle in between: not a capacity sample
+    assert writer.row_limit() == 100_000
+    writer._busy_since_last_commit = True
+    writer._note_throughput(20_000, now=11.5)  # 40,000 rows/s while busy
+    assert writer.row_limit() == 20_000
+    writer._busy_since_last_commit = True
+    writer._note_throughput(100, now=12.5)  # a slow spell: 100 rows/s pulls the EWMA down
+    assert writer.row_limit() == int((0.8 * 40_000 + 0.2 * 100) * 0.5)
+    for step in range(50):
+        writer._busy_since_last_commit = True
+        writer._note_throughput(1, now=13.0 + step)
+    assert writer.row_limit() == 2 * 1000  # floor: a full group per flush task
