@@ -95,7 +95,7 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 #: seconds the writer may take, at shutdown, to commit what is queued (then: WriterClosed)
 WRITER_CLOSE_TIMEOUT_S = 8.0
 #: seconds allowed for the pool to close once the writer has flushed (then: terminate).
-#: With uvicorn's graceful period (drain.cli.GRACEFUL_SHUTDOWN_S, 12 s) the worst shutdown
+#: With uvicorn's graceful period (drain.serve_master.GRACEFUL_SHUTDOWN_S, 12 s) the worst shutdown
 #: takes 12 + 8 + 4 = 24 s, inside the 30 s Heroku allows between SIGTERM and SIGKILL.
 POOL_CLOSE_TIMEOUT_S = 4.0
 #: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
@@ -142,12 +142,18 @@ class DrainState:
 
 
 def writer_config_from(settings: Settings) -> WriterConfig:
-    """The group-commit configuration the settings describe."""
+    """The group-commit configuration the settings describe.
+
+    The write-queue bounds (DRAIN_QUEUE_MAX_EVENTS, DRAIN_QUEUE_MAX_BYTES) are for the
+    whole ``drain serve``: each of the WEB_CONCURRENCY workers holds its own queue, so each
+    gets its share, and the memory bound does not grow with the number of workers.
+    """
+    workers = settings.web_concurrency
     return WriterConfig(
         flush_max_events=settings.drain_flush_max_events,
         flush_max_delay_s=settings.drain_flush_max_delay_s,
-        queue_max_events=settings.drain_queue_max_events,
-        queue_max_bytes=settings.drain_queue_max_bytes,
+        queue_max_events=max(1, settings.drain_queue_max_events // workers),
+        queue_max_bytes=max(1, settings.drain_queue_max_bytes // workers),
         queue_max_wait_s=settings.drain_queue_max_wait_s,
         partitions_ahead_days=settings.drain_partitions_ahead_days,
         flushers=settings.drain_writer_flushers,

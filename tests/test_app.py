@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from drain.app import create_app
+from drain.app import create_app, writer_config_from
 from drain.migrate import migrate
 from drain.settings import Settings, SettingsError
 from tests.served import (
@@ -438,3 +438,13 @@ async def test_large_body_is_decoded_and_stored(migrated_url: str) -> None:
     assert response.status_code == 200
     assert response.headers["drain-events-stored"] == "4000"
     assert (await fetch(migrated_url, "SELECT count(*) FROM raw_events"))[0][0] == 4000
+
+
+def test_queue_bounds_are_shared_among_the_workers() -> None:
+    """Each worker holds its own write queue: it gets its share of the bounds."""
+    one = writer_config_from(settings(drain_queue_max_events=200_000))
+    two = writer_config_from(
+        settings(drain_queue_max_events=200_000, drain_queue_max_bytes=2**26, web_concurrency=2)
+    )
+    assert one.queue_max_events == 200_000
+    assert (two.queue_max_events, two.queue_max_bytes) == (100_000, 2**25)
