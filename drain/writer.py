@@ -295,6 +295,16 @@ def _no_nul(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
+def _event_days(group: Sequence[_Item]) -> set[date]:
+    """The UTC days of the group's events (their partitions). The decoder gives UTC
+    datetimes, whose ``.date()`` is the UTC day: ~10x cheaper than utc_day per event."""
+    return {
+        ev.event_time.date() if ev.event_time.tzinfo is UTC else utc_day(ev.event_time)
+        for item in group
+        for ev in item.batch.events
+    }
+
+
 def _describe(exc: BaseException) -> str:
     code = getattr(exc, "sqlstate", None)
     text = f"{type(exc).__name__}: {exc}"
@@ -700,7 +710,7 @@ class Writer:
     async def _write_group(self, group: list[_Item], *, isolate: bool) -> list[WriteResult]:
         conn = await self._pool.acquire()
         try:
-            days = {utc_day(ev.event_time) for item in group for ev in item.batch.events}
+            days = _event_days(group)
             days.update(self._days_ahead())
             await self._partitions.ensure(conn, days)
             async with conn.transaction():

@@ -515,3 +515,19 @@ async def test_row_limit_follows_the_measured_commit_rate(pool: asyncpg.Pool) ->
         writer._busy_since_last_commit = True
         writer._note_throughput(1, now=13.0 + step)
     assert writer.row_limit() == 2 * 1000  # floor: a full group per flush task
+
+
+async def test_event_days_are_utc_days_whatever_the_offset() -> None:
+    from datetime import date, timedelta, timezone
+
+    from drain.writer import _event_days, _Item
+
+    tokyo = timezone(timedelta(hours=9))
+    rows = [
+        event(1, 0, when=datetime(2026, 12, 1, 23, 59, tzinfo=UTC)),
+        event(1, 1, when=datetime(2026, 12, 2, 3, 0, tzinfo=tokyo)),  # 2026-12-01 18:00 UTC
+        event(1, 2, when=datetime(2026, 12, 1, 8, 0, tzinfo=tokyo)),  # 2026-11-30 23:00 UTC
+    ]
+    pending = PendingBatch(TOKEN, "f", NOW, rows, [], 100)
+    item = _Item(pending, asyncio.get_running_loop().create_future(), 0.0, 3, TOKEN, "f")
+    assert _event_days([item]) == {date(2026, 12, 1), date(2026, 11, 30)}
