@@ -95,7 +95,7 @@ RETRY_AFTER_UNAVAILABLE_S = 5
 #: seconds the writer may take, at shutdown, to commit what is queued (then: WriterClosed)
 WRITER_CLOSE_TIMEOUT_S = 8.0
 #: seconds allowed for the pool to close once the writer has flushed (then: terminate).
-#: With uvicorn's graceful period (drain.cli.GRACEFUL_SHUTDOWN_S, 12 s) the worst shutdown
+#: With uvicorn's graceful period (drain.serve_master.GRACEFUL_SHUTDOWN_S, 12 s) the worst shutdown
 #: takes 12 + 8 + 4 = 24 s, inside the 30 s Heroku allows between SIGTERM and SIGKILL.
 POOL_CLOSE_TIMEOUT_S = 4.0
 #: bodies at least this large (bytes) are decoded in a worker thread, so that the event loop
@@ -134,16 +134,29 @@ class DrainState:
     insecure_warned_at: float | None = None
     #: the last upstream loss this process saw, for /health's warnings (drain.operations)
     last_loss: dict[str, Any] | None = None
+    #: POSTs admitted whose body is being read or decoded (not yet queued), and the mean
+    #: rows per decoded body: under overload the rows they carry join the write queue next
+    #: (Writer.check_room), so a burst is refused before the event loop is swamped
+    bodies_in_progress: int = 0
+    rows_per_body: float = 0.0
 
 
 def writer_config_from(settings: Settings) -> WriterConfig:
-    """The group-commit configuration the settings describe."""
+    """The group-commit configuration the settings describe.
+
+    The write-queue bounds (DRAIN_QUEUE_MAX_EVENTS, DRAIN_QUEUE_MAX_BYTES) are for the
+    whole ``drain serve``: each of the WEB_CONCURRENCY workers holds its own queue, so each
+    gets its share, and the memory bound does not grow with the number of workers.
+    """
+    workers = settings.web_concurrency
     return WriterConfig(
         flush_max_events=settings.drain_flush_max_events,
         flush_max_delay_s=settings.drain_flush_max_delay_s,
-        queue_max_events=settings.drain_queue_max_events,
-        queue_max_bytes=settings.drain_queue_max_bytes,
+        queue_max_events=max(1, settings.drain_queue_max_events // workers),
+        queue_max_bytes=max(1, settings.drain_queue_max_bytes // workers),
+        queue_max_wait_s=settings.drain_queue_max_wait_s,
         partitions_ahead_days=settings.drain_partitions_ahead_days,
+        flushers=settings.drain_writer_flushers,
     )
 
 
@@ -381,23 +394,32 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
     if isinstance(admitted, Response):
         return admitted
     note.drain_token, note.frame_id = admitted.drain_token, admitted.frame_id
+    refused = _no_room(state, request)
+    if refused is not None:  # before the body is read and decoded: a cheap 503
+        return refused
+    state.bodies_in_progress += 1
     try:
-        body = await read_body(
-            request,
-            max_bytes=state.settings.drain_max_body_bytes,
-            timeout_s=state.settings.drain_body_timeout_s,
-        )
-    except BodyError as error:
-        if error.status_code == 503:
-            return _unavailable(error.detail)
-        return _refuse(error.status_code, error.detail)
+        try:
+            body = await read_body(
+                request,
+                max_bytes=state.settings.drain_max_body_bytes,
+                timeout_s=state.settings.drain_body_timeout_s,
+            )
+        except BodyError as error:
+            if error.status_code == 503:
+                return _unavailable(error.detail)
+            return _refuse(error.status_code, error.detail)
 
-    received_at = state.clock()
-    try:
-        decoded = await _decode(state, body, received_at, admitted.msg_count)
-    except TooManyFrames as error:
-        state.counters.too_many_frames += 1
-        return _refuse(413, str(error))
+        received_at = state.clock()
+        try:
+            decoded = await _decode(state, body, received_at, admitted.msg_count)
+        except TooManyFrames as error:
+            state.counters.too_many_frames += 1
+            return _refuse(413, str(error))
+    finally:
+        state.bodies_in_progress -= 1
+    rows = len(decoded.events) + len(decoded.quarantined)
+    state.rows_per_body += 0.1 * (rows - state.rows_per_body)
     ledger = decoded.ledger
     note.ledger = ledger
     state.counters.record_decoded(ledger)
@@ -421,8 +443,7 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
         try:
             result = await _submit(writer, batch)
         except QueueFull as error:
-            retry_after = max(1, math.ceil(error.retry_after_s))
-            return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
+            return _queue_full(error)
         except DatabaseUnavailable:
             return _unavailable("database unavailable")
         except WriterClosed:
@@ -446,6 +467,26 @@ async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Re
             state.metrics.record_loss(admitted.drain_token, loss)
             remember_loss(state, loss_warning(admitted.drain_token, loss, received_at))
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
+
+
+def _no_room(state: DrainState, request: Request) -> Response | None:
+    """503 + Retry-After when the write queue is already full (Writer.check_room), judged
+    on Content-Length (0 when absent or malformed: read_body answers those) and on the
+    rows of the bodies being read and decoded now."""
+    if state.writer is None:
+        return None
+    length = request.headers.get("content-length", "")
+    incoming = int(state.bodies_in_progress * state.rows_per_body)
+    try:
+        state.writer.check_room(int(length) if length.isdigit() else 0, incoming)
+    except QueueFull as error:
+        return _queue_full(error)
+    return None
+
+
+def _queue_full(error: QueueFull) -> Response:
+    retry_after = max(1, math.ceil(error.retry_after_s))
+    return _refuse(503, "write queue full", {"Retry-After": str(retry_after)})
 
 
 async def _submit(writer: Writer, batch: PendingBatch) -> WriteResult:

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from drain.events import RejectedEvent, parse_event
-from drain.framing import Frame, FramingError, iter_frames
+import orjson
+
+from drain.events import RejectedEvent, _valid_tags, parse_event
+from drain.framing import MAX_LENGTH_DIGITS, Frame, FramingError, iter_frames
 from drain.records import (
     DecodedBatch,
     EventRow,
@@ -47,7 +49,16 @@ from drain.records import (
     QuarantineReason,
     QuarantineRow,
 )
-from drain.syslog import LineError, SyslogMessage, parse_line
+from drain.syslog import (
+    APP_NAME_MAX,
+    HOSTNAME_MAX,
+    MSGID_MAX,
+    PROCID_MAX,
+    LineError,
+    SyslogMessage,
+    parse_line,
+    parse_timestamp,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -59,6 +70,7 @@ __all__ = [
     "FrameOutcome",
     "TooManyFrames",
     "decode_batch",
+    "decode_batch_general",
     "iter_outcomes",
     "tally",
 ]
@@ -351,7 +363,168 @@ def decode_batch(
         ValueError: ``now`` is naive.
         TooManyFrames: more than ``limits.max_frames`` frames; the only way a body raises.
     """
+    return _decode_fast(body, now, limits, msg_count)
+
+
+def decode_batch_general(
+    body: bytes,
+    *,
+    now: datetime,
+    limits: DecodeLimits = DecodeLimits(),
+    msg_count: int | None = None,
+) -> DecodedBatch:
+    """:func:`decode_batch` through the layered path only (:func:`iter_outcomes` +
+    :func:`tally`), every frame as a :class:`FrameOutcome`. Same contract and result;
+    kept as the reference the fast path is tested against (tests/test_batch_fast.py)."""
     return tally(iter_outcomes(body, now=now, limits=limits), len(body), msg_count)
+
+
+#: ``b"<190>1"`` -> 190, as in drain.syslog.
+_PRI_VERSION = {b"<%d>1" % pri: pri for pri in range(192)}
+_PRINTUSASCII = bytes(range(33, 127))
+#: first bytes of MSG that may make a line more than "untagged" (a tag, a BOM, SD).
+_NOT_PLAIN_LEAD = (b"@", b"-", b"[", b"\xef", b"")
+_NUL_ESCAPE = b"\\u0000"
+_new_row = tuple.__new__
+
+
+def _decode_fast(
+    body: bytes, now: datetime, limits: DecodeLimits, msg_count: int | None
+) -> DecodedBatch:
+    """decode_batch in one loop: the two common frame shapes build only what they keep.
+
+    The shapes taken here (every check of drain.syslog / drain.events that could fail is
+    made, and any doubt sends the frame on):
+
+    - an event line ``<PRI>1 TS HOST APP PROCID MSGID [- ]@[TAG] {JSON}``: PRI/VERSION by
+      the same table as parse_line, the four header fields 1..max printable US-ASCII, a
+      TAG that passes drain.events' rules, TIMESTAMP that parse_timestamp accepts inside
+      the acceptance window, JSON text that orjson parses to a dict, with no ``\\u0000``;
+      only its EventRow is built (no Frame, SyslogMessage, TaggedEvent or FrameOutcome);
+    - an untagged line: a valid header (same checks) whose MSG does not start with
+      ``@``, ``-``, ``[`` or a BOM, not from PROCID ``logplex``/``log-shuttle`` (whose
+      lines may be L10/L13 reports): only counted as ``untagged``.
+
+    Why equivalent: for these shapes parse_line takes its fast path with the same fields
+    (MSG = what follows MSGID and an optional nil ``- ``, the trailing LF/CR removed),
+    parse_event finds the first ``]`` at the end of the tag token (a valid TAG holds no
+    ``]``) followed by one SP and ``{``, and decodes the same UTF-8 and JSON (orjson
+    refuses invalid UTF-8 in bytes as well; a refusal sends the frame on). Every other
+    frame goes, in body order, through :func:`_decode_frame`, the general path. A body
+    that is not well-framed is decoded by the general path from its start (rare: a
+    broken client), and the frame count bound raises the same :class:`TooManyFrames`.
+    tests/test_batch_fast.py compares both paths (hypothesis, samples, mutated samples).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be a tz-aware datetime")
+    earliest = now - timedelta(seconds=limits.accept_past_s)
+    latest = now + timedelta(seconds=limits.accept_future_s)
+    max_frame_bytes = limits.max_frame_bytes
+    max_frames = limits.max_frames
+    events: list[EventRow] = []
+    quarantined: list[QuarantineRow] = []
+    ledger = Ledger(body_bytes=len(body), msg_count_header=msg_count)
+    by_reason = ledger.quarantined_by_reason
+    by_kind = ledger.not_events_by_kind
+    append = events.append
+    loads = orjson.loads
+    tags = _valid_tags
+    find = body.find
+    end = len(body)
+    pos = frames = untagged = 0
+    while pos < end:  # bounded: each pass advances pos by at least 2 bytes
+        # framing, as drain.framing.iter_frames
+        sp = find(b" ", pos, pos + MAX_LENGTH_DIGITS + 1)
+        digits = body[pos:sp]
+        if sp < 0 or not digits.isdigit() or digits[0] == 48:  # "0": leading zero
+            return decode_batch_general(body, now=now, limits=limits, msg_count=msg_count)
+        start = sp + 1
+        length = int(digits)
+        stop = start + length
+        if stop > end:
+            return decode_batch_general(body, now=now, limits=limits, msg_count=msg_count)
+        frames += 1
+        if max_frames is not None and frames > max_frames:
+            raise TooManyFrames(max_frames, pos)
+        offset, pos = pos, stop
+        msg = body[start:stop]
+        parts = msg.split(b" ", 7) if length <= max_frame_bytes else ()
+        if len(parts) == 8:
+            head, ts, host, app, proc, msgid, first, rest = parts
+            pri = _PRI_VERSION.get(head)
+            if (
+                pri is not None
+                and 0 < len(host) <= HOSTNAME_MAX
+                and 0 < len(app) <= APP_NAME_MAX
+                and 0 < len(proc) <= PROCID_MAX
+                and 0 < len(msgid) <= MSGID_MAX
+                and not (host + app + proc + msgid).translate(None, _PRINTUSASCII)
+            ):
+                if first == b"-":  # nil STRUCTURED-DATA: MSG follows
+                    first, _, rest = rest.partition(b" ")
+                lead = first[:1]
+                if lead == b"@":
+                    tag = tags.get(first[2:-1])
+                    if (
+                        tag is not None
+                        and first[:2] == b"@["
+                        and first[-1:] == b"]"
+                        and rest[:1] == b"{"
+                    ):
+                        if rest[-1:] == b"\n":
+                            rest = rest[:-1]
+                        if rest[-1:] == b"\r":
+                            rest = rest[:-1]
+                        when = parse_timestamp(ts)
+                        if (
+                            when is not None
+                            and earliest <= when <= latest
+                            and _NUL_ESCAPE not in rest
+                        ):
+                            try:
+                                value = loads(rest)
+                                payload = rest.decode("utf-8")
+                            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                                value = None
+                            if type(value) is dict:
+                                row = (
+                                    when,
+                                    tag,
+                                    payload,
+                                    pri >> 3,
+                                    pri & 7,
+                                    host.decode("ascii"),
+                                    app.decode("ascii"),
+                                    proc.decode("ascii"),
+                                )
+                                append(_new_row(EventRow, row))  # skips NamedTuple's __new__
+                                continue
+                elif (
+                    lead not in _NOT_PLAIN_LEAD
+                    and proc != b"logplex"
+                    and proc != b"log-shuttle"
+                    and parse_timestamp(ts) is not None
+                ):
+                    untagged += 1
+                    continue
+        # any other frame: the general path, in body order
+        out = _decode_frame(Frame(offset, msg, length > max_frame_bytes), earliest, latest, limits)
+        if out.event is not None:
+            append(out.event)
+        elif out.quarantine is not None:
+            quarantined.append(out.quarantine)
+            reason = out.quarantine.reason.value
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        else:
+            kind = out.kind or KIND_UNTAGGED
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    if untagged:
+        by_kind[KIND_UNTAGGED] = by_kind.get(KIND_UNTAGGED, 0) + untagged
+    ledger.frames = frames
+    ledger.events = len(events)
+    ledger.quarantined = len(quarantined)
+    ledger.not_events = frames - ledger.events - ledger.quarantined
+    return DecodedBatch(events, quarantined, ledger)
 
 
 def tally(

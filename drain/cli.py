@@ -30,7 +30,6 @@ import gzip
 import logging
 import os
 import shlex
-import signal
 import socket
 import sys
 import warnings
@@ -39,15 +38,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import asyncpg
 import orjson
-import uvicorn
-from fastapi import FastAPI
 
+from drain import serve_master
 from drain.settings import Settings, SettingsError, unknown_drain_variables
+
+if TYPE_CHECKING:  # the `drain serve` master never imports FastAPI (6 MB): only workers do
+    from fastapi import FastAPI
 
 __all__ = ["main", "worker_app"]
 
@@ -56,33 +56,8 @@ log = logging.getLogger("drain.cli")
 #: Environment variable through which `drain serve` hands the database URL to its uvicorn
 #: workers (the embedded server's URL is not in DATABASE_URL). Internal; not a setting.
 SERVE_DATABASE_URL_ENV = "DRAIN_SERVE_DATABASE_URL"
-#: seconds uvicorn waits for requests in flight after SIGTERM (Heroku allows 30 in total;
-#: see drain.app.POOL_CLOSE_TIMEOUT_S for the whole budget: 12 + 8 + 4 = 24 s)
-GRACEFUL_SHUTDOWN_S = 12
 #: a Logplex drain token used by the printed curl example
 EXAMPLE_DRAIN_TOKEN = "d.fc6b856b-3332-4546-93de-7d0ee272c3bd"
-
-
-class _Stopped(Exception):
-    """uvicorn re-raised the SIGTERM/SIGINT it shut down for; the shutdown is complete."""
-
-
-def _stopped(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped(signum)
-
-
-@contextmanager
-def _exit_zero_after_graceful_shutdown() -> Iterator[None]:
-    """After a graceful shutdown uvicorn re-raises the signal, which would end the process
-    with -SIGTERM before the embedded PostgreSQL is stopped; turn it into a normal return."""
-    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    except _Stopped:
-        log.info("stopped by signal after a graceful shutdown")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class NotReady(Exception):
@@ -204,7 +179,11 @@ def worker_app() -> FastAPI:
     _configure_logging(sys.stdout)  # again: uvicorn's spawned workers start bare
     if settings.database_connection_pool_url is not None:
         url = settings.database_connection_pool_url.get_secret_value()  # PgBouncer
-    return create_app(settings, database_url=url)
+    app = create_app(settings, database_url=url)
+    from drain.tuning import tune_gc
+
+    tune_gc()  # after the imports and the app exist: see drain.tuning
+    return app
 
 
 def _address_in_use(host: str, port: int) -> str | None:
@@ -263,25 +242,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["WEB_CONCURRENCY"] = str(settings.web_concurrency)  # the pool budget
         if args.host is not None:
             os.environ["DRAIN_HOST"] = args.host
-        from drain.metrics import multiprocess_directory
-
-        with (
-            multiprocess_directory(settings.web_concurrency),
-            _exit_zero_after_graceful_shutdown(),
-        ):
-            uvicorn.run(
-                "drain.cli:worker_app",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=settings.web_concurrency,
-                lifespan="on",
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-                server_header=False,
-                log_level="info",
-                log_config=None,  # drain.logs: JSON lines on stdout
-                access_log=False,  # one line per batch is drain's own (drain.operations)
-            )
+        host, port, workers = settings.host, str(settings.port), str(settings.web_concurrency)
+        if not embedded:  # a light master process (drain.serve_master), same PID
+            sys.stdout.flush()
+            sys.stderr.flush()
+            python = sys.executable
+            os.execv(python, [python, "-m", "drain.serve_master", host, port, workers])
+        serve_master.run(settings.host, settings.port, settings.web_concurrency)
     return 0
 
 

@@ -130,10 +130,24 @@ class Settings(BaseSettings):
         gt=0,
         description="Group commit: flush when the oldest queued batch has waited this long (s).",
     )
+    drain_writer_flushers: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Group commit: groups written at once (each on its own connection).",
+    )
     drain_queue_max_events: int = Field(
         default=200_000,
         ge=1,
         description="Write queue bound in events; past it POST /logs answers 503 + Retry-After.",
+    )
+    drain_queue_max_wait_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Write queue bound in seconds of work (queued events / measured commit rate); "
+            "past it POST /logs answers 503 + Retry-After."
+        ),
     )
     drain_queue_max_bytes: int = Field(
         default=64 * MiB,

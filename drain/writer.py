@@ -1,7 +1,7 @@
 """The group-commit writer: from :class:`~drain.records.PendingBatch` to committed rows.
 
 Each POST's decoded batch is handed to :meth:`Writer.submit`, which queues it and waits.
-One flush task takes the queued batches of many concurrent requests together (up to
+A flush task takes the queued batches of many concurrent requests together (up to
 ``flush_max_events`` rows, or whatever arrived within ``flush_max_delay_s`` of the
 oldest) and writes them in ONE transaction::
 
@@ -17,6 +17,14 @@ oldest) and writes them in ONE transaction::
 A request is answered only after its rows are committed. The ledger row
 (drain_token, frame_id) is written in the same transaction as the rows, so Logplex's
 retry of a POST whose answer was lost (same Logplex-Frame-Id) adds nothing: exactly once.
+
+``flushers`` flush tasks (default 2) run side by side, each on its own pool connection, so
+that the next group is claimed and COPYed while the previous one commits (and while the
+event loop decodes). Two groups in flight never both store a (drain_token, frame_id): the
+second group's INSERT into received_batches waits on the first one's uncommitted key (the
+primary key), then ``ON CONFLICT DO NOTHING`` answers it as a duplicate (or claims it, if
+the first rolled back). Each group claims its keys in sorted order, so two groups cannot
+wait on each other (no deadlock); a deadlock from elsewhere is retried (``RETRY``).
 
 Failures, by who is to blame (see :func:`classify_error`):
 
@@ -130,6 +138,12 @@ class WriterConfig:
         queue_max_events: past this many queued rows, submit() raises QueueFull.
         queue_max_bytes: past this many queued bytes (PendingBatch.size_bytes), QueueFull.
             A batch is always accepted into an empty queue, however big.
+        queue_max_wait_s: also QueueFull past this many seconds of work queued: queued rows
+            over the measured commit rate (rows per second of wall time while the writer
+            was kept busy; see :meth:`Writer.row_limit`). Logplex gives a POST 5 s, and
+            the queue is only part of a POST's time under overload (the body must also be
+            read and decoded on a busy event loop): a bound in seconds answers 503 in time
+            whatever the machine's speed.
         partitions_ahead_days: partitions are kept for today and this many days ahead.
         command_timeout_s: bound on one attempt to write a group (acquire a connection,
             ensure partitions, the transaction, COMMIT), seconds. Past it the group's
@@ -137,6 +151,8 @@ class WriterConfig:
         max_retries: retries of a group after a deadlock/serialization failure or a
             missing partition.
         max_quarantine_raw_bytes: raw bytes kept for an event PostgreSQL refused.
+        flushers: flush tasks, i.e. groups in flight at once (each holds a pool connection
+            while it writes). 2: one group is COPYed while the previous one commits.
 
     Raises:
         ValueError: a bound or timeout is not positive, or a delay/count is negative.
@@ -146,18 +162,22 @@ class WriterConfig:
     flush_max_delay_s: float = 0.05
     queue_max_events: int = 200_000
     queue_max_bytes: int = 64 * 2**20
+    queue_max_wait_s: float = 1.0
     partitions_ahead_days: int = 2
     command_timeout_s: float = 30.0
     max_retries: int = 3
     max_quarantine_raw_bytes: int = 65536
+    flushers: int = 2
 
     def __post_init__(self) -> None:
         positive = {
             "flush_max_events": self.flush_max_events,
             "queue_max_events": self.queue_max_events,
             "queue_max_bytes": self.queue_max_bytes,
+            "queue_max_wait_s": self.queue_max_wait_s,
             "command_timeout_s": self.command_timeout_s,
             "max_quarantine_raw_bytes": self.max_quarantine_raw_bytes,
+            "flushers": self.flushers,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -275,6 +295,16 @@ def _no_nul(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
+def _event_days(group: Sequence[_Item]) -> set[date]:
+    """The UTC days of the group's events (their partitions). The decoder gives UTC
+    datetimes, whose ``.date()`` is the UTC day: ~10x cheaper than utc_day per event."""
+    return {
+        ev.event_time.date() if ev.event_time.tzinfo is UTC else utc_day(ev.event_time)
+        for item in group
+        for ev in item.batch.events
+    }
+
+
 def _describe(exc: BaseException) -> str:
     code = getattr(exc, "sqlstate", None)
     text = f"{type(exc).__name__}: {exc}"
@@ -329,7 +359,8 @@ class Writer:
         result = await writer.submit(batch)   # after COMMIT
         await writer.close()
 
-    The writer holds at most one pool connection at a time (one flush task).
+    The writer holds at most ``config.flushers`` pool connections at a time (one per flush
+    task).
     """
 
     def __init__(
@@ -349,7 +380,12 @@ class Writer:
         self._queue_batches = 0
         self._wake = asyncio.Event()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        #: rows committed per second of wall time while the writer stayed busy (EWMA)
+        self._throughput = 0.0
+        self._last_commit_mono: float | None = None
+        self._busy_since_last_commit = False
         self._counters = _Counters()
 
     @property
@@ -373,7 +409,7 @@ class Writer:
             RuntimeError: already started. asyncpg.PostgresError: other database errors,
                 e.g. UndefinedFunctionError when the migrations were not applied.
         """
-        if self._task is not None:
+        if self._tasks:
             raise RuntimeError("Writer.start() called twice")
         try:
             async with asyncio.timeout(self._config.command_timeout_s):
@@ -385,25 +421,54 @@ class Writer:
                 raise
             self._note_error(exc)
             log.warning("writer start: database unavailable (%s); continuing", _describe(exc))
-        self._task = asyncio.create_task(self._run(), name="drain-writer-flush")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"drain-writer-flush-{n}")
+            for n in range(self._config.flushers)
+        ]
+
+    def check_room(self, size_bytes: int = 0, incoming_rows: int = 0) -> None:
+        """Raise QueueFull when a batch of about ``size_bytes`` bytes would surely be
+        refused: the queue (plus ``incoming_rows``, the caller's estimate of the rows of
+        batches being read and decoded, which will be queued next) is already at
+        :meth:`row_limit`, or the batch would pass ``queue_max_bytes``. A cheap check
+        before the body is read and decoded (so that a 503 under overload costs no
+        decode); :meth:`submit` makes the exact check.
+
+        Raises:
+            QueueFull: with the Retry-After to answer.
+        """
+        if self._queue_batches and (
+            self._queue_rows + incoming_rows >= self.row_limit()
+            or self._queue_bytes + size_bytes > self._config.queue_max_bytes
+        ):
+            raise QueueFull(self._retry_after_s())
+
+    def row_limit(self) -> int:
+        """Queued rows allowed now: ``queue_max_events``, or fewer when the measured commit
+        rate says they are more than ``queue_max_wait_s`` seconds of work (never fewer
+        than one full group per flush task)."""
+        cfg = self._config
+        if self._throughput <= 0:
+            return cfg.queue_max_events
+        by_time = int(self._throughput * cfg.queue_max_wait_s)
+        return min(cfg.queue_max_events, max(by_time, cfg.flush_max_events * cfg.flushers))
 
     async def submit(self, batch: PendingBatch) -> WriteResult:
         """Queue ``batch`` and return its :class:`WriteResult` once its rows are committed.
 
         Raises:
-            QueueFull: the queue is past ``queue_max_events``/``queue_max_bytes``
-                (raised at once, nothing queued).
+            QueueFull: the queue is past ``queue_max_events``/``queue_max_bytes`` or
+                ``queue_max_wait_s`` of work (raised at once, nothing queued).
             WriterClosed: close() has begun, or start() was not called.
             DatabaseUnavailable: transient failure; retry with the same frame id.
             Exception: any unexpected error while writing this batch's group (logged).
         """
-        if self._closing or self._task is None:
+        if self._closing or not self._tasks:
             raise WriterClosed("the writer is closed" if self._closing else "writer not started")
         rows = len(batch.events) + len(batch.quarantined)
-        cfg = self._config
         if self._queue_batches and (
-            self._queue_rows + rows > cfg.queue_max_events
-            or self._queue_bytes + batch.size_bytes > cfg.queue_max_bytes
+            self._queue_rows + rows > self.row_limit()
+            or self._queue_bytes + batch.size_bytes > self._config.queue_max_bytes
         ):
             raise QueueFull(self._retry_after_s())
         loop = asyncio.get_running_loop()
@@ -434,16 +499,15 @@ class Writer:
         """
         self._closing = True
         self._wake.set()
-        task = self._task
-        if task is not None and not task.done():
+        tasks = {task for task in self._tasks if not task.done()}
+        if tasks:
             flush_s = max(timeout_s - 1.0, timeout_s / 2)
-            try:
-                async with asyncio.timeout(flush_s):
-                    await asyncio.shield(task)
-            except TimeoutError:
+            _done, pending = await asyncio.wait(tasks, timeout=flush_s)
+            if pending:
                 log.warning("writer close: flush did not finish in %.1f s; stopping it", flush_s)
-                task.cancel()
-                await asyncio.wait({task}, timeout=timeout_s - flush_s)
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=timeout_s - flush_s)
         self._fail_waiting(WriterClosed("the writer closed before this batch was written"))
 
     def stats(self) -> WriterStats:
@@ -493,7 +557,12 @@ class Writer:
                     except TimeoutError:
                         break
                 group = self._take_group()
-                await self._flush(group)
+                if group:  # empty when another flush task took the queue first
+                    self._in_flight += 1
+                    try:
+                        await self._flush(group)
+                    finally:
+                        self._in_flight -= 1
                 group = []
         except asyncio.CancelledError:
             self._answer_failed(
@@ -544,8 +613,21 @@ class Writer:
         if self._observer is not None:
             self._observer.database_error(classify_error(exc).value)
 
+    def _note_throughput(self, rows: int, now: float) -> None:
+        """Update the commit rate with a COMMIT of ``rows`` at ``now`` (loop time): only
+        when the writer was busy all the time since the previous COMMIT (rows queued or
+        another group in flight), so that the rate measures what the writer can do, not
+        what the clients sent."""
+        last = self._last_commit_mono
+        if last is not None and self._busy_since_last_commit and now > last:
+            sample = rows / (now - last)
+            rate = self._throughput
+            self._throughput = sample if rate <= 0 else 0.8 * rate + 0.2 * sample
+        self._last_commit_mono = now
+        self._busy_since_last_commit = bool(self._queue) or self._in_flight > 1
+
     def _retry_after_s(self) -> float:
-        rate = self._counters.recent_rows_per_s
+        rate = self._throughput or self._counters.recent_rows_per_s
         if rate <= 0:
             return 1.0
         return max(1.0, min(30.0, self._queue_rows / rate))
@@ -562,7 +644,8 @@ class Writer:
         except _GroupFailed as failed:
             self._answer_failed(group, failed.answer)
             return
-        elapsed = loop.time() - started
+        finished = loop.time()
+        elapsed = finished - started
         c = self._counters
         c.commits += 1
         c.last_commit_at = datetime.now(UTC)
@@ -571,6 +654,7 @@ class Writer:
         c.last_flush_duration_s = elapsed
         if elapsed > 0:
             c.recent_rows_per_s = c.last_flush_events / elapsed
+        self._note_throughput(c.last_flush_events, finished)
         if self._observer is not None:
             self._observer.flushed(c.last_flush_events, len(group), elapsed)
         self._release(group)
@@ -626,7 +710,7 @@ class Writer:
     async def _write_group(self, group: list[_Item], *, isolate: bool) -> list[WriteResult]:
         conn = await self._pool.acquire()
         try:
-            days = {utc_day(ev.event_time) for item in group for ev in item.batch.events}
+            days = _event_days(group)
             days.update(self._days_ahead())
             await self._partitions.ensure(conn, days)
             async with conn.transaction():

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from drain.app import create_app
+from drain.app import create_app, writer_config_from
 from drain.migrate import migrate
 from drain.settings import Settings, SettingsError
 from tests.served import (
@@ -408,11 +408,14 @@ async def test_full_write_queue_is_503_with_retry_after(migrated_url: str) -> No
                     break
                 await asyncio.sleep(0)
             assert writer.stats().queue_events >= 5
+            decoded_before = app.state.drain.counters.batches
             second = await client.post(
                 "/logs",
                 content=events_body(NOW, "queue.second", 5),
                 headers=logplex_headers(frame_id="q-2"),
             )
+            # refused before its body was read and decoded (Writer.check_room)
+            assert app.state.drain.counters.batches == decoded_before
             await locked.rollback()
             first_response = await first
     finally:
@@ -435,3 +438,13 @@ async def test_large_body_is_decoded_and_stored(migrated_url: str) -> None:
     assert response.status_code == 200
     assert response.headers["drain-events-stored"] == "4000"
     assert (await fetch(migrated_url, "SELECT count(*) FROM raw_events"))[0][0] == 4000
+
+
+def test_queue_bounds_are_shared_among_the_workers() -> None:
+    """Each worker holds its own write queue: it gets its share of the bounds."""
+    one = writer_config_from(settings(drain_queue_max_events=200_000))
+    two = writer_config_from(
+        settings(drain_queue_max_events=200_000, drain_queue_max_bytes=2**26, web_concurrency=2)
+    )
+    assert one.queue_max_events == 200_000
+    assert (two.queue_max_events, two.queue_max_bytes) == (100_000, 2**25)

@@ -114,6 +114,61 @@ async def test_same_frame_id_twice_in_one_group_first_wins(pool: asyncpg.Pool) -
         assert await conn.fetchval("SELECT count(*) FROM raw_events") == 3
 
 
+async def _backends_waiting_on_a_lock(conn: asyncpg.Connection, want: int) -> int:
+    """Poll (bounded: 10 s) until ``want`` backends of this database wait on a lock."""
+    waiting = 0
+    for _ in range(1000):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting >= want:
+            break
+        await asyncio.sleep(0.01)
+    return int(waiting)
+
+
+async def test_two_groups_in_flight_with_overlapping_frame_ids_store_once(
+    pool: asyncpg.Pool, migrated_url: str
+) -> None:
+    """Group A (frames 1, 2) and group B (frames 1 again, 3) of one writer, both in flight.
+
+    Another session holds frame 2's ledger key uncommitted, so A claims frame 1 and waits
+    on frame 2; B then waits on A's frame 1. When the other session rolls back, A claims
+    frame 2 and commits; B sees frame 1 taken (duplicate) and stores frame 3. No deadlock:
+    each group claims its keys in sorted order.
+    """
+    writer = Writer(pool, WriterConfig(flush_max_events=20, flush_max_delay_s=0.01, flushers=2))
+    holder = await asyncpg.connect(migrated_url)
+    # pg_stat_activity is read once per transaction: watch from outside the holder's
+    watcher = await asyncpg.connect(migrated_url)
+    try:
+        await writer.start()
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute(
+            "INSERT INTO received_batches (drain_token, frame_id, received_at, events, "
+            "quarantined) VALUES ($1, 'frame-2', now(), 0, 0)",
+            TOKEN,
+        )
+        group_a = [asyncio.ensure_future(writer.submit(batch(n, events=10))) for n in (1, 2)]
+        assert await _backends_waiting_on_a_lock(watcher, 1) == 1  # A waits on frame 2
+        group_b = [asyncio.ensure_future(writer.submit(batch(n, events=10))) for n in (1, 3)]
+        assert await _backends_waiting_on_a_lock(watcher, 2) == 2  # B waits on A's frame 1
+        await holding.rollback()
+        a1, a2 = await asyncio.gather(*group_a)
+        b1, b3 = await asyncio.gather(*group_b)
+        stats = writer.stats()
+    finally:
+        await holder.close()
+        await watcher.close()
+        await writer.close()
+    assert not a1.duplicate and not a2.duplicate and not b3.duplicate
+    assert b1 == WriteResult(duplicate=True, events_stored=0, quarantined=0)
+    assert stats.commits == 2 and stats.duplicates == 1
+    assert await rows_per_batch(migrated_url) == {1: 10, 2: 10, 3: 10}
+
+
 async def test_same_frame_id_under_two_tokens_is_two_batches(
     writer: Writer, migrated_url: str
 ) -> None:
@@ -407,3 +462,72 @@ def test_classify_error() -> None:
     assert classify_error(asyncpg.ProgramLimitExceededError("x")) is ErrorClass.DATA
     assert classify_error(asyncpg.UndefinedTableError("x")) is ErrorClass.UNEXPECTED
     assert classify_error(ValueError("bug")) is ErrorClass.UNEXPECTED
+
+
+async def test_check_room_refuses_before_submit_when_the_queue_is_full(
+    pool: asyncpg.Pool,
+) -> None:
+    """check_room (before decoding) refuses once the queue is at its bounds; an empty
+    queue always has room, like submit."""
+    writer = Writer(pool, WriterConfig(queue_max_events=5, queue_max_bytes=10_000))
+    writer.check_room(10**9)  # empty queue: room for anything
+    blocker = await pool.acquire()
+    locked = blocker.transaction()
+    await locked.start()
+    await blocker.execute("LOCK TABLE raw_events IN ACCESS EXCLUSIVE MODE")
+    await writer.start()
+    try:
+        first = asyncio.ensure_future(writer.submit(batch(1, events=5)))
+        for _ in range(100_000):  # bounded: until the first batch is queued
+            if writer.stats().queue_batches:
+                break
+            await asyncio.sleep(0)
+        with pytest.raises(QueueFull) as full:
+            writer.check_room(0)  # at queue_max_events rows
+        assert full.value.retry_after_s >= 1
+        await locked.rollback()
+        assert not (await first).duplicate
+        writer.check_room(10**9)  # empty again
+    finally:
+        await pool.release(blocker)
+        await writer.close()
+
+
+async def test_row_limit_follows_the_measured_commit_rate(pool: asyncpg.Pool) -> None:
+    """The queue bound in seconds: rows allowed = commit rate x queue_max_wait_s, measured
+    only across COMMITs between which the writer stayed busy; never below one group per
+    flush task, never above queue_max_events."""
+    cfg = WriterConfig(
+        queue_max_events=100_000, queue_max_wait_s=0.5, flush_max_events=1000, flushers=2
+    )
+    writer = Writer(pool, cfg)
+    assert writer.row_limit() == 100_000  # no rate measured yet
+    writer._note_throughput(5000, now=10.0)  # first COMMIT: no interval yet
+    writer._note_throughput(5000, now=11.0)  # idle in between: not a capacity sample
+    assert writer.row_limit() == 100_000
+    writer._busy_since_last_commit = True
+    writer._note_throughput(20_000, now=11.5)  # 40,000 rows/s while busy
+    assert writer.row_limit() == 20_000
+    writer._busy_since_last_commit = True
+    writer._note_throughput(100, now=12.5)  # a slow spell: 100 rows/s pulls the EWMA down
+    assert writer.row_limit() == int((0.8 * 40_000 + 0.2 * 100) * 0.5)
+    for step in range(50):
+        writer._busy_since_last_commit = True
+        writer._note_throughput(1, now=13.0 + step)
+    assert writer.row_limit() == 2 * 1000  # floor: a full group per flush task
+
+
+async def test_event_days_are_utc_days_whatever_the_offset() -> None:
+    from datetime import date, timedelta, timezone
+
+    from drain.writer import _event_days, _Item
+
+    tokyo = timezone(timedelta(hours=9))
+    rows = [
+        event(1, 0, when=datetime(2026, 12, 1, 23, 59, tzinfo=UTC)),
+        event(1, 1, when=datetime(2026, 12, 2, 3, 0, tzinfo=tokyo)),  # 2026-12-01 18:00 UTC
+        event(1, 2, when=datetime(2026, 12, 1, 8, 0, tzinfo=tokyo)),  # 2026-11-30 23:00 UTC
+    ]
+    pending = PendingBatch(TOKEN, "f", NOW, rows, [], 100)
+    item = _Item(pending, asyncio.get_running_loop().create_future(), 0.0, 3, TOKEN, "f")
+    assert _event_days([item]) == {date(2026, 12, 1), date(2026, 11, 30)}
