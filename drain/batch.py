@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import orjson
 
-from drain.events import RejectedEvent, _valid_tags, parse_event
+from drain.events import RejectedEvent, parse_event
 from drain.framing import MAX_LENGTH_DIGITS, Frame, FramingError, iter_frames
 from drain.records import (
     DecodedBatch,
@@ -198,6 +198,7 @@ def iter_outcomes(
     latest = now + timedelta(seconds=limits.accept_future_s)
     keep = limits.max_quarantine_raw_bytes
     frames = iter_frames(body, max_frame_bytes=limits.max_frame_bytes)
+    tags: dict[bytes, str] = {}  # tags already checked in this body (drain.events)
     while True:
         try:
             frame = next(frames)
@@ -232,7 +233,7 @@ def iter_outcomes(
         seen += 1
         if max_frames is not None and seen > max_frames:
             raise TooManyFrames(max_frames, frame.offset)
-        yield _decode_frame(frame, earliest, latest, limits)
+        yield _decode_frame(frame, earliest, latest, limits, tags)
 
 
 def _quarantined(
@@ -269,7 +270,11 @@ def _quarantined(
 
 
 def _decode_frame(
-    frame: Frame, earliest: datetime, latest: datetime, limits: DecodeLimits
+    frame: Frame,
+    earliest: datetime,
+    latest: datetime,
+    limits: DecodeLimits,
+    tags: dict[bytes, str],
 ) -> FrameOutcome:
     msg = frame.msg
     keep = limits.max_quarantine_raw_bytes
@@ -299,7 +304,7 @@ def _decode_frame(
             None,
             KIND_MALFORMED_LINE,
         )
-    parsed = parse_event(line.msg)
+    parsed = parse_event(line.msg, tags)
     if parsed is None:
         kind = KIND_LOGPLEX_ERROR if _is_logplex_error(line) else KIND_UNTAGGED
         return FrameOutcome(
@@ -428,7 +433,7 @@ def _decode_fast(
     by_kind = ledger.not_events_by_kind
     append = events.append
     loads = orjson.loads
-    tags = _valid_tags
+    tags: dict[bytes, str] = {}  # tags already checked in this body (drain.events)
     find = body.find
     end = len(body)
     pos = frames = untagged = 0
@@ -508,7 +513,9 @@ def _decode_fast(
                     untagged += 1
                     continue
         # any other frame: the general path, in body order
-        out = _decode_frame(Frame(offset, msg, length > max_frame_bytes), earliest, latest, limits)
+        out = _decode_frame(
+            Frame(offset, msg, length > max_frame_bytes), earliest, latest, limits, tags
+        )
         if out.event is not None:
             append(out.event)
         elif out.quarantine is not None:

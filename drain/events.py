@@ -46,10 +46,6 @@ __all__ = ["TAG_MAX", "RejectedEvent", "TaggedEvent", "parse_event"]
 TAG_MAX = 128
 
 _BOM = b"\xef\xbb\xbf"
-#: Tags already checked, raw bytes -> str. A service sees few distinct tags; the memo
-#: saves the checks and the decode on each line, and is emptied when it reaches the bound.
-_valid_tags: dict[bytes, str] = {}
-_VALID_TAGS_MAX = 4096
 _TAG_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 #: A byte right after the separator space that would make it more than one space.
 _JSON_WS_BYTES = (b" ", b"\t", b"\r", b"\n")
@@ -81,11 +77,16 @@ class RejectedEvent(NamedTuple):
     tag: str | None
 
 
-def parse_event(msg: bytes) -> TaggedEvent | RejectedEvent | None:
+def parse_event(
+    msg: bytes, tags: dict[bytes, str] | None = None
+) -> TaggedEvent | RejectedEvent | None:
     """Read the ``@[tag] {json}`` convention from a syslog MSG.
 
     Args:
         msg: the MSG bytes of one syslog line (trailing LF/CRLF already removed).
+        tags: an optional memo of tags already checked (raw bytes -> str), owned by the
+            caller: :func:`drain.batch.decode_batch` keeps one per body, where a few distinct
+            tags repeat over hundreds of lines. Only valid tags are added to it.
 
     Returns:
         None when MSG is not a tagged line (not an event); a :class:`TaggedEvent` when it
@@ -107,7 +108,7 @@ def parse_event(msg: bytes) -> TaggedEvent | RejectedEvent | None:
             QuarantineReason.BAD_TAG, f"no ']' within {TAG_MAX + 1} bytes after '@['", None
         )
     raw_tag = msg[tag_start:close]
-    tag = _valid_tags.get(raw_tag)
+    tag = tags.get(raw_tag) if tags is not None else None
     if tag is None:
         if (
             not raw_tag
@@ -123,9 +124,8 @@ def parse_event(msg: bytes) -> TaggedEvent | RejectedEvent | None:
                 None,
             )
         tag = raw_tag.decode("ascii")
-        if len(_valid_tags) >= _VALID_TAGS_MAX:
-            _valid_tags.clear()
-        _valid_tags[raw_tag] = tag
+        if tags is not None:
+            tags[raw_tag] = tag
     body_start = close + 2
     if msg[close + 1 : body_start] != b" " or msg[body_start : body_start + 1] in _JSON_WS_BYTES:
         return RejectedEvent(
