@@ -247,7 +247,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             python = sys.executable
-            os.execv(python, [python, "-m", "drain.serve_master", host, port, workers])
+            # -P: do not put the working directory first on sys.path, or a repository
+            # checkout there (Heroku's /app, the Docker image's WORKDIR) would shadow
+            # the installed package.
+            os.execv(python, [python, "-P", "-m", "drain.serve_master", host, port, workers])
         serve_master.run(settings.host, settings.port, settings.web_concurrency)
     return 0
 

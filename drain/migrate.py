@@ -14,12 +14,12 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any, cast
 
 import asyncpg
 
 from drain.database import Conn, connect_kwargs
+from drain.resources import sql_dir
 
 __all__ = ["MIGRATIONS_LOCK_KEY", "Migration", "MigrationError", "load_migrations", "migrate"]
 
@@ -61,7 +61,7 @@ def load_migrations() -> list[Migration]:
         MigrationError: a file name does not match ``NNNN_name.sql`` or two files share
             a version number.
     """
-    root = files("drain.sql").joinpath("migrations")
+    root = sql_dir("migrations")
     found: list[Migration] = []
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):

@@ -14,12 +14,12 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib.resources import files
 from pathlib import Path
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from drain.resources import sql_dir
 from drain.rollups import RollupSpec, bucket_floor, parse_rollup, window_for_tick
 
 __all__ = [
@@ -90,7 +90,7 @@ def load_rollups(directory: Path | None = None) -> dict[str, RollupSpec]:
     """
     specs: dict[str, RollupSpec] = {}
     if directory is None:
-        root = files("drain.sql").joinpath("rollups")
+        root = sql_dir("rollups")
         entries = [(p.name, p.read_text(encoding="utf-8")) for p in root.iterdir()]
     else:
         entries = [(p.name, p.read_text(encoding="utf-8")) for p in directory.iterdir()]
