@@ -392,6 +392,8 @@ async def _decode(
 async def _post_logs(state: DrainState, request: Request, note: BatchNote) -> Response:
     admitted = _admit(state, request)
     if isinstance(admitted, Response):
+        if admitted.status_code == 403:  # say in the log line which token was refused
+            note.drain_token = _id_header(request, "logplex-drain-token")
         return admitted
     note.drain_token, note.frame_id = admitted.drain_token, admitted.frame_id
     refused = _no_room(state, request)

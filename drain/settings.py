@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ __all__ = ["Settings", "SettingsError", "unknown_drain_variables"]
 MiB = 2**20
 
 _SECRET_FIELDS = frozenset({"database_url", "database_connection_pool_url", "drain_password"})
+
+
+#: a Logplex drain token: "d." and a UUID (Heroku Dev Center, "Log Drains")
+_DRAIN_TOKEN = re.compile(
+    r"d\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 class SettingsError(ValueError):
@@ -250,8 +257,17 @@ class Settings(BaseSettings):
     @field_validator("drain_tokens")
     @classmethod
     def _tokens_not_empty(cls, value: str | None) -> str | None:
-        if value is not None and not [t for t in value.split(",") if t.strip()]:
+        if value is None:
+            return value
+        tokens = [t.strip() for t in value.split(",") if t.strip()]
+        if not tokens:
             raise ValueError("expected a comma-separated list of drain tokens (d.<uuid>,...)")
+        for token in tokens:
+            if not _DRAIN_TOKEN.fullmatch(token):
+                raise ValueError(
+                    f"{token!r} is not a Logplex drain token: expected d.<uuid>, e.g. "
+                    "d.fc6b856b-3332-4546-93de-7d0ee272c3bd (`heroku drains --json` lists them)"
+                )
         return value
 
     # ----------------------------------------------------------------- derived values

@@ -204,7 +204,9 @@ def test_deployed_drain_without_credentials_is_refused_by_create_app() -> None:
 
 
 async def test_drain_token_not_on_the_allow_list_is_403(migrated_url: str) -> None:
-    async with drain(migrated_url, drain_tokens=f"{DRAIN_TOKEN},d.other") as client:
+    async with drain(
+        migrated_url, drain_tokens=f"{DRAIN_TOKEN},d.aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    ) as client:
         ok = await client.post("/logs", content=b"", headers=logplex_headers())
         wrong = await client.post("/logs", content=b"", headers=logplex_headers(token="d.not-ours"))
         missing = await client.post("/logs", content=b"", headers=logplex_headers(token=None))

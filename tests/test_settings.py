@@ -58,12 +58,17 @@ def test_environment_is_read_case_insensitively_and_empty_means_unset(
 ) -> None:
     monkeypatch.setenv("PORT", "9123")
     monkeypatch.setenv("drain_max_body_bytes", "4096")
-    monkeypatch.setenv("DRAIN_TOKENS", " d.one , d.two,,")
+    monkeypatch.setenv(
+        "DRAIN_TOKENS",
+        " d.11111111-2222-3333-4444-555555555555 , d.aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee,,",
+    )
     monkeypatch.setenv("DATABASE_URL", "")
     s = Settings.load()
     assert s.port == 9123
     assert s.drain_max_body_bytes == 4096
-    assert s.allowed_drain_tokens == frozenset({"d.one", "d.two"})
+    assert s.allowed_drain_tokens == frozenset(
+        {"d.11111111-2222-3333-4444-555555555555", "d.aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}
+    )
     assert s.database_url is None
 
 
@@ -132,6 +137,7 @@ def test_anonymous_drain_beyond_loopback_is_refused(monkeypatch: pytest.MonkeyPa
         ("DRAIN_ALLOW_ANONYMOUS", "perhaps"),
         ("DRAIN_USERNAME", "a:b"),
         ("DRAIN_TOKENS", " , "),
+        ("DRAIN_TOKENS", "notatoken"),
         ("WEB_CONCURRENCY", "0"),
     ],
 )
