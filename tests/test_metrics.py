@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import json
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,12 +207,21 @@ def test_two_workers_one_metrics_view_and_json_logs(database_url: str, tmp_path:
     import asyncio
 
     asyncio.run(migrate(database_url))
-    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "drain-metrics-*")))
-    env = clean_env(DATABASE_URL=database_url, DRAIN_USERNAME=USER, DRAIN_PASSWORD=PASSWORD)
+    # a temp dir of the service's own, so that other drains on the machine do not count
+    service_tmp = tmp_path / "service-tmp"
+    service_tmp.mkdir()
+    pattern = str(service_tmp / "drain-metrics-*")
+    before = set(glob.glob(pattern))
+    env = clean_env(
+        DATABASE_URL=database_url,
+        DRAIN_USERNAME=USER,
+        DRAIN_PASSWORD=PASSWORD,
+        TMPDIR=str(service_tmp),
+    )
     per_batch = 5
     at = datetime.now(UTC).replace(microsecond=0)
     with serving(tmp_path, env, ["--workers", "2"]) as served:
-        during = set(glob.glob(str(Path(tempfile.gettempdir()) / "drain-metrics-*"))) - before
+        during = set(glob.glob(pattern)) - before
         workers = set()
         batches = 0
         # New connections until both workers have answered (bounded): the kernel hands each
@@ -240,7 +248,7 @@ def test_two_workers_one_metrics_view_and_json_logs(database_url: str, tmp_path:
                 health = client.get("/health").json()
                 healths.append((health["counters"]["started_at"], health["warnings"]))
         assert served.stop() == 0, served.output()
-    after = set(glob.glob(str(Path(tempfile.gettempdir()) / "drain-metrics-*")))
+    after = set(glob.glob(pattern))
     assert len(workers) == 2, "both workers answered"
     for found in scrapes:
         assert value(found, "drain_batches_received_total") == batches + 1
