@@ -2,7 +2,7 @@
 
 ``drain serve`` checks the settings and the database with the whole CLI loaded (pydantic,
 asyncpg, the rollup commands: ~50 MB of RSS), then, when DATABASE_URL is set, replaces its
-own process image (``os.execv``, same PID) with ``python -m drain.serve_master HOST PORT
+own process image (``os.execv``, same PID) with ``python -P -m drain.serve_master HOST PORT
 WORKERS``, which imports only uvicorn, drain.logs and drain.metrics (~30 MB): the master
 process that watches the WEB_CONCURRENCY workers stays small, and the workers import the
 app (:func:`drain.cli.worker_app`). With the embedded PostgreSQL, ``drain serve`` calls
