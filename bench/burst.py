@@ -26,18 +26,16 @@ import asyncio
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-
 from bench.gen import make_bodies
 from bench.loadgen import percentile, prepare, run_load
 from bench.measure import Sampler, postgres_group, service_tree
-from bench.run import _verify, admin_server, count_rows, describe_server, with_database
+from bench.run import _verify, admin_server, count_rows, describe_server
 from bench.service import Service, migrate
+from tests.pg import create_database, drop_database
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -68,11 +66,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     with admin_server(args.database_url) as (admin_url, kind):
         info = await describe_server(admin_url)
         pm_pid = int(info["postmaster_pid"])
-        dbname = f"drain_burst_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'CREATE DATABASE "{dbname}"')
-        await conn.close()
-        db_url = with_database(admin_url, dbname)
+        dbname, db_url = await create_database(admin_url, prefix="drain_burst")
         try:
             migrate(db_url)
             env = {}
@@ -155,11 +149,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0 if verdict.startswith("ok") and rss_mb < args.rss_bound_mb else 1
         finally:
-            conn = await asyncpg.connect(admin_url)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await drop_database(admin_url, dbname)
 
 
 if __name__ == "__main__":

@@ -33,12 +33,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.loadgen import percentile
-from bench.run import admin_server, with_database
+from bench.run import admin_server
 from drain.lifecycle import RetentionPolicy, maintain
 from drain.migrate import migrate
 from drain.partitions import ensure_partitions
 from drain.records import EventRow, PendingBatch
 from drain.writer import Writer, WriterConfig
+from tests.pg import create_database, drop_database
 
 
 async def _expired(pool: asyncpg.Pool, count: int, rows: int, first: int) -> None:
@@ -121,11 +122,7 @@ async def _phase(
 
 
 async def _main(admin: str, args: argparse.Namespace) -> None:
-    name = f"drain_bench_maint_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    url = with_database(admin, name)
+    name, url = await create_database(admin, prefix="drain_bench_maint")
     try:
         await migrate(url)
         pool = await asyncpg.create_pool(url, min_size=2, max_size=6, statement_cache_size=0)
@@ -149,9 +146,7 @@ async def _main(admin: str, args: argparse.Namespace) -> None:
         finally:
             await pool.close()
     finally:
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+        await drop_database(admin, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

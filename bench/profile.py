@@ -23,18 +23,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
-
 from bench.gen import make_bodies
 from bench.loadgen import prepare, run_load
-from bench.run import admin_server, with_database
+from bench.run import admin_server
 from bench.service import Service, migrate
+from tests.pg import create_database, drop_database
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
@@ -106,11 +104,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
     bodies = make_bodies(64, now=datetime.now(UTC), seed=20261203)
     with admin_server(args.database_url) as (admin_url, _kind):
-        dbname = f"drain_prof_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'CREATE DATABASE "{dbname}"')
-        await conn.close()
-        db_url = with_database(admin_url, dbname)
+        dbname, db_url = await create_database(admin_url, prefix="drain_prof")
         try:
             migrate(db_url)
             env = dict(kv.split("=", 1) for kv in args.service_env)
@@ -188,11 +182,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     subprocess.run([flamegraph, str(raw)], stdout=f, check=False)  # noqa: ASYNC221
             print(f"\ncollapsed stacks: {raw}")
         finally:
-            conn = await asyncpg.connect(admin_url)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await drop_database(admin_url, dbname)
     return 0
 
 

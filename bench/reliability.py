@@ -70,6 +70,7 @@ from bench.loadgen import Prepared, Result, prepare, run_load
 from bench.service import Service, migrate
 from drain.batch import DecodeLimits, TooManyFrames, decode_batch
 from tests.hostile import corpus, mutate, named_cases, sample_bodies
+from tests.pg import create_database
 from tests.tcpproxy import TcpProxy
 
 #: Logplex's delivery behaviour (Heroku Dev Center, "Log Drains")
@@ -142,13 +143,6 @@ class OwnPostgres:
         self._tmp.cleanup()
 
 
-def with_database(url: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
-
-
 def database_name(url: str) -> str:
     from urllib.parse import urlsplit
 
@@ -157,13 +151,7 @@ def database_name(url: str) -> str:
 
 async def new_database(admin_url: str, label: str) -> str:
     """A fresh migrated database on the script's server; returns its URL."""
-    name = f"drain_rel_{label}_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(admin_url, name)
+    _name, url = await create_database(admin_url, prefix=f"drain_rel_{label}")
     await asyncio.to_thread(migrate, url)
     return url
 

