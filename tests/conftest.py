@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from drain.migrate import migrate
 from tests.pg import create_database, drop_database, server_admin_url
 
 DATA = Path(__file__).parent / "data"
@@ -27,3 +28,10 @@ async def database_url(pg_admin_url: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    """A fresh database with every migration of sql/migrations applied."""
+    await migrate(database_url)
+    return database_url

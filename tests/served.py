@@ -18,10 +18,13 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from drain.settings import Settings
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 USER, PASSWORD = "logplex", "correct horse battery staple"
@@ -239,3 +242,15 @@ async def served_app(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, STOP_DEADLINE_S)
+
+
+def app_settings(**overrides: Any) -> Settings:
+    """Settings for an in-process app: no DATABASE_URL (the test passes its own), the test
+    credentials, and ``overrides``."""
+    values: dict[str, Any] = {
+        "database_url": None,
+        "drain_username": USER,
+        "drain_password": PASSWORD,
+    }
+    values.update(overrides)
+    return Settings(**values)

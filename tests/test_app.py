@@ -15,13 +15,12 @@ import pytest
 from fastapi import FastAPI
 
 from drain.app import create_app, writer_config_from
-from drain.migrate import migrate
 from drain.settings import Settings, SettingsError
 from tests.served import (
     AUTH,
     DRAIN_TOKEN,
     PASSWORD,
-    USER,
+    app_settings,
     async_chunks,
     event_line,
     events_body,
@@ -34,20 +33,7 @@ NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": None,
-        "drain_username": USER,
-        "drain_password": PASSWORD,
-        "drain_body_timeout_s": 5.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
+    return app_settings(**{"drain_body_timeout_s": 5.0, **overrides})
 
 
 @asynccontextmanager

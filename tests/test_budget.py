@@ -21,7 +21,6 @@ import pytest
 
 from drain.app import create_app
 from drain.budget import MIN_POOL_SIZE, plan_pool, read_limit
-from drain.migrate import migrate
 from drain.settings import Settings
 from tests.served import AUTH, PASSWORD, USER, events_body, free_port, logplex_headers, served_app
 from tests.tcpproxy import TcpProxy
@@ -51,12 +50,6 @@ def test_plan_pool(
 def test_plan_pool_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         plan_pool(configured=0, workers=1, reserved=0, limit=20)
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
 
 
 def with_user(url: str, user: str) -> str:

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drain.batch import DecodeLimits, TooManyFrames, decode_batch
-from drain.migrate import migrate
 from drain.records import DecodedBatch
 from tests.hostile import corpus, good, mutate, named_cases, sample_bodies
 from tests.served import logplex_headers
@@ -33,12 +32,6 @@ NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 CASES = named_cases(NOW)
 CORPUS = list(corpus())
 SAMPLE_BODIES = [body for _name, body in sample_bodies()]
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
 
 
 def check_ledger(batch: DecodedBatch) -> None:

@@ -17,7 +17,6 @@ import pytest
 
 from drain import auth
 from drain.auth import check_basic, check_drain_token
-from drain.migrate import migrate
 from tests.served import (
     AUTH,
     PASSWORD,
@@ -33,12 +32,6 @@ from tests.tcpproxy import TcpProxy
 from tests.test_app import NOW, drain, fetch
 
 TOKENS = "d.11111111-1111-4111-8111-111111111111,d.22222222-2222-4222-8222-222222222222"
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
 
 
 def basic(user: bytes, password: bytes) -> str:

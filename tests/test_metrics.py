@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drain.app import create_app
 from drain.migrate import migrate
-from drain.settings import Settings
 from tests.served import (
     AUTH,
     DRAIN_TOKEN,
     PASSWORD,
     SAMPLES,
     USER,
+    app_settings,
     clean_env,
     event_line,
     events_body,
@@ -36,20 +36,7 @@ from tests.served import (
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": None,
-        "drain_username": USER,
-        "drain_password": PASSWORD,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
+settings = app_settings
 
 
 def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 
 from drain.database import connect_kwargs
-from drain.migrate import migrate
 from drain.partitions import (
     PartitionCache,
     ensure_partitions,
@@ -25,12 +24,6 @@ from drain.writer import Writer, WriterConfig
 
 #: +05:45, and on the other side of the date line +13:45: local midnight is not UTC's.
 ZONES = ("Asia/Kathmandu", "Pacific/Chatham", "America/St_Johns")
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
 
 
 async def connect_in_zone(url: str, zone: str) -> asyncpg.Connection:

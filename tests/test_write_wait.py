@@ -7,16 +7,9 @@ import asyncio
 import pytest
 
 from drain import app as app_module
-from drain.migrate import migrate
 from tests.served import events_body, logplex_headers
 from tests.tcpproxy import TcpProxy
 from tests.test_app import NOW, drain, fetch
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
 
 
 async def test_hung_database_gets_503_in_bounded_time_and_the_retry_is_stored_once(

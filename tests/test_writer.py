@@ -10,7 +10,6 @@ import asyncpg
 import pytest
 
 from drain.database import create_pool
-from drain.migrate import migrate
 from drain.records import EventRow, PendingBatch, QuarantineReason, QuarantineRow, WriteResult
 from drain.writer import (
     DatabaseUnavailable,
@@ -61,12 +60,6 @@ async def rows_per_batch(url: str) -> dict[int, int]:
     finally:
         await conn.close()
     return {r["b"]: r["c"] for r in rows}
-
-
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    await migrate(database_url)
-    return database_url
 
 
 @pytest.fixture
