@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from drain.batch import KIND_LOGPLEX_ERROR, FrameOutcome
+from drain.syslog import parse_timestamp
 
 __all__ = [
     "SOURCE_HEADER",
@@ -61,7 +62,8 @@ SOURCE_HEADER = "header"
 #: counts longer than this many digits are not believed (a corrupted line)
 _MAX_DIGITS = 15
 
-_TS = rb"(?P<since>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d))"
+#: the ``since`` token: read by parse_timestamp, so a garbled time still leaves the count
+_TS = rb"(?P<since>[^\s]{1,64})"
 _L10 = re.compile(
     rb"Error L10 \(output buffer overflow\): "
     rb"(?:drain '(?P<drain>[^'\s]{1,200})' dropped (?P<n1>\d{1,15}) messages"
@@ -113,10 +115,9 @@ class BatchLoss:
 
 
 def _since(raw: bytes) -> datetime | None:
-    try:
-        return datetime.fromisoformat(raw.decode("ascii")).astimezone(UTC)
-    except ValueError:
-        return None
+    """The report's ``since`` time in UTC, by the TIMESTAMP rule of drain.syslog (None
+    when it does not parse or leaves datetime's range; never raises)."""
+    return parse_timestamp(raw.removesuffix(b"."))  # L10 ends its sentence with a "."
 
 
 def parse_lost_line(msg: bytes) -> LostReport | None:

@@ -118,7 +118,9 @@ def parse_timestamp(ts: bytes) -> datetime | None:
     """Parse an RFC 3339 / RFC 5424 §6.2.3 TIMESTAMP to a tz-aware UTC datetime.
 
     Accepts ``YYYY-MM-DDTHH:MM:SS[.1-9 digits](Z|±HH:MM)``; returns None for anything
-    else (NILVALUE, lower-case ``t``/``z``, missing offset, leap second 60, Feb 30...).
+    else (NILVALUE, lower-case ``t``/``z``, missing offset, leap second 60, Feb 30...),
+    and for a valid time whose UTC instant falls outside years 1..9999 (Python's datetime
+    range). Never raises, whatever the bytes.
 
     The separators, the zone and the fraction length are checked at fixed positions; the
     digits and ranges are checked by ``datetime.fromisoformat`` (which alone would accept
@@ -152,9 +154,12 @@ def parse_timestamp(ts: bytes) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(ts.decode("ascii"))
-    except ValueError:  # also UnicodeDecodeError: non-ASCII bytes
+        return when if when.tzinfo is UTC else when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        # ValueError: out-of-range digits, non-ASCII bytes (UnicodeDecodeError).
+        # OverflowError: a valid RFC 3339 time whose UTC instant is outside datetime's
+        # years 1..9999, e.g. 9999-12-31T23:59:59-23:59 or 0001-01-01T00:00:00+00:01.
         return None
-    return when if when.tzinfo is UTC else when.astimezone(UTC)
 
 
 # RFC 5424 §6.3: SD-NAME = 1*32 PRINTUSASCII except '=', SP, ']', '"'.

@@ -103,10 +103,13 @@ def test_l2met_l10_sample(name: str) -> None:
     assert loss.latest == LostReport(SOURCE_L10, 500, datetime(2013, 4, 17, 19, 4, 46, tzinfo=UTC))
 
 
-def test_l2met_asis_sample_is_misframed_so_reports_nothing() -> None:
-    # Its octet count is wrong (162 for 169 bytes): the frame is quarantined bad_framing,
-    # never read as an L10 line; the loss cannot be counted from it.
-    assert lost_in_batch(outcomes("l2met-l10-tcpstyle-asis.body"), None).lost == 0
+def test_l2met_asis_sample_cut_inside_its_since_still_reports_the_count() -> None:
+    # Its octet count is wrong (162 for 169 bytes): the frame ends inside the since time
+    # ("... since 2013-04-17T19:04") and the rest of the body is bad_framing. The count
+    # the line states is still read; the cut time is not trusted.
+    loss = lost_in_batch(outcomes("l2met-l10-tcpstyle-asis.body"), None)
+    assert loss.lost == 500
+    assert loss.latest == LostReport(SOURCE_L10, 500, None)
 
 
 def test_log_shuttle_l13_and_header_are_one_loss() -> None:
