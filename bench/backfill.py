@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from drain.migrate import migrate
-from drain.rollup_runner import RunKind, backfill_windows, load_rollups, run_window
-from tests.pg import create_database, drop_database, server_admin_url
+from drain.rollups.runner import RunKind, backfill_windows, load_rollups, run_window
+from drain.store.migrate import migrate
+from testkit.pg import create_database, drop_database, server_admin_url
 
 DAY = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -35,7 +35,7 @@ from bench.loadgen import percentile, prepare, run_load
 from bench.measure import Sampler, postgres_group, service_tree
 from bench.run import _verify, admin_server, count_rows, describe_server
 from bench.service import Service, migrate
-from tests.pg import create_database, drop_database
+from testkit.pg import create_database, drop_database
 
 
 async def main(argv: Sequence[str] | None = None) -> int:

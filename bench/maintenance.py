@@ -11,7 +11,7 @@ A reader holds a transaction open on ``raw_events`` for ``--reader-s`` seconds w
 maintenance starts (like a rollup query). Three phases, each printed as one row:
 
 1. ``baseline``: the writer alone;
-2. ``concurrently``: while :func:`drain.lifecycle.maintain` detaches (``DETACH ...
+2. ``concurrently``: while :func:`drain.store.lifecycle.maintain` detaches (``DETACH ...
    CONCURRENTLY``) and drops the partitions;
 3. ``plain detach``: the same with a DEFAULT partition present, which makes PostgreSQL
    refuse CONCURRENTLY, so the fallback (ACCESS EXCLUSIVE, ``lock_timeout`` 5 s) runs.
@@ -34,12 +34,13 @@ import asyncpg
 
 from bench.loadgen import percentile
 from bench.run import admin_server
-from drain.lifecycle import RetentionPolicy, maintain
-from drain.migrate import migrate
-from drain.partitions import ensure_partitions
 from drain.records import EventRow, PendingBatch
-from drain.writer import Writer, WriterConfig
-from tests.pg import create_database, drop_database
+from drain.settings import Settings
+from drain.store.lifecycle import maintain
+from drain.store.migrate import migrate
+from drain.store.partitions import ensure_partitions
+from drain.store.writer import Writer
+from testkit.pg import create_database, drop_database
 
 
 async def _expired(pool: asyncpg.Pool, count: int, rows: int, first: int) -> None:
@@ -87,7 +88,7 @@ async def _reader(url: str, hold_s: float, started: asyncio.Event) -> None:
 async def _phase(
     name: str, url: str, pool: asyncpg.Pool, with_maintenance: bool, args: argparse.Namespace
 ) -> None:
-    writer = Writer(pool, WriterConfig(flush_max_delay_s=0.005))
+    writer = Writer(pool, Settings.defaults(drain_flush_max_delay_s=0.005).writer_config())
     await writer.start()
     latencies: list[float] = []
     done = asyncio.Event()
@@ -101,7 +102,9 @@ async def _phase(
         holding = asyncio.Event()
         reader = asyncio.create_task(_reader(url, args.reader_s, holding))
         await holding.wait()
-        policy = RetentionPolicy(ahead_days=1, retention_days=10)
+        policy = Settings.defaults(
+            drain_partitions_ahead_days=1, drain_retention_days=10
+        ).retention_policy()
         report = await maintain(pool, policy)
         took = time.perf_counter() - began
         dropped = len(report.dropped)

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 
 def _measure(batches: int) -> str:
     from drain.logs import batch_logger, configure_logging
-    from drain.metrics import Metrics
-    from drain.operations import BatchNote
     from drain.records import Ledger, WriteResult
+    from drain.web.metrics import Metrics
+    from drain.web.operations import BatchNote
 
     metrics = Metrics.create()
     ledger = Ledger(

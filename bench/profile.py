@@ -32,7 +32,7 @@ from bench.gen import make_bodies
 from bench.loadgen import prepare, run_load
 from bench.run import admin_server
 from bench.service import Service, migrate
-from tests.pg import create_database, drop_database
+from testkit.pg import create_database, drop_database
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import os
 import platform
@@ -68,10 +69,12 @@ import psutil
 from bench.gen import Body, make_bodies
 from bench.loadgen import Prepared, Result, prepare, run_load
 from bench.service import Service, migrate
-from drain.batch import DecodeLimits, TooManyFrames, decode_batch
-from tests.hostile import corpus, mutate, named_cases, sample_bodies
-from tests.pg import create_database
-from tests.tcpproxy import TcpProxy
+from drain.errors import TooManyFrames
+from drain.inputs.logplex import decode_body
+from drain.settings import Settings
+from testkit.hostile import corpus, mutate, named_cases, sample_bodies
+from testkit.pg import create_database
+from testkit.tcpproxy import TcpProxy
 
 #: Logplex's delivery behaviour (Heroku Dev Center, "Log Drains")
 ATTEMPTS = 3
@@ -743,11 +746,12 @@ async def scenario_hostile(ctx: Ctx, mutations: int) -> Outcome:
     out.figures["8 MiB of 3-byte frames answered in"] = f"{tiny_s:.2f} s"
     # the decoder's cost per frame, and the bound at the frame cap
     t0 = time.perf_counter()
+    limits = Settings.defaults().decode_limits()
     with contextlib.suppress(TooManyFrames):
-        decode_batch(tiny, now=now, limits=DecodeLimits())
+        decode_body(tiny, now=now, limits=limits)
     cap_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    decode_batch(tiny[: 3 * 100_000], now=now, limits=DecodeLimits(max_frames=None))
+    decode_body(tiny[: 3 * 100_000], now=now, limits=dataclasses.replace(limits, max_frames=None))
     per_frame_us = (time.perf_counter() - t0) / 100_000 * 1e6
     out.figures["decode"] = f"{per_frame_us:.1f} µs/frame, {cap_s:.2f} s to refuse at the cap"
     out.figures["unbounded 8 MiB would take"] = f"{per_frame_us * len(tiny) / 3 / 1e6:.0f} s"

@@ -57,7 +57,7 @@ from bench.measure import (
     service_tree,
 )
 from bench.service import Service, migrate
-from tests.pg import create_database, drop_database
+from testkit.pg import create_database, drop_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -263,24 +263,27 @@ async def phase_naive(
 
 
 def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phase:
-    """``drain.batch.decode_batch`` alone on this process: the parsing cost per event.
+    """``drain.inputs.logplex.decode_body`` alone on this process: the parsing cost per event.
 
     Decodes the bodies round-robin for ``max_s`` seconds (at least one pass) and checks
     that each decode gives exactly the generator's events.
     """
-    from drain.batch import decode_batch
+    from drain.inputs.logplex import decode_body
+    from drain.settings import Settings
+
+    limits = Settings.defaults().decode_limits()
 
     for b in bodies:
-        d = decode_batch(b.body, now=now, msg_count=b.frames)
+        d = decode_body(b.body, now=now, msg_count=b.frames, limits=limits)
         if tuple(d.events) != b.events or d.quarantined:
-            raise RuntimeError("decode_batch disagrees with bench.gen on a generated body")
+            raise RuntimeError("decode_body disagrees with bench.gen on a generated body")
     sampler = Sampler(service=None, postgres=lambda: [])
     sampler.start()
     t0 = time.monotonic()
     events = nbytes = 0
     for i in range(1_000_000):  # bounded by max_s too
         b = bodies[i % len(bodies)]
-        decode_batch(b.body, now=now, msg_count=b.frames)
+        decode_body(b.body, now=now, msg_count=b.frames, limits=limits)
         events += len(b.events)
         nbytes += len(b.body)
         if i >= len(bodies) and time.monotonic() - t0 > max_s:
@@ -301,19 +304,20 @@ async def phase_writer(
     max_s: float,
     max_batches: int,
 ) -> Phase:
-    """``drain.writer.Writer`` alone, as the service builds it, fed pre-decoded batches.
+    """``drain.store.writer.Writer`` alone, as the service builds it, fed pre-decoded batches.
 
     ``submitters`` tasks each submit a batch (unique frame id) and wait for its COMMIT,
     like the service's requests; no HTTP and no decoding, so this is the writer's own
     ceiling on one event loop.
     """
-    from drain.database import create_pool
     from drain.records import PendingBatch
-    from drain.writer import Writer, WriterConfig
+    from drain.settings import Settings
+    from drain.store.database import create_pool
+    from drain.store.writer import Writer
 
     await reset(db_url)
     pool = await create_pool(db_url)
-    writer = Writer(pool, WriterConfig())
+    writer = Writer(pool, Settings.defaults().writer_config())
     await writer.start()
     counter = iter(range(max_batches))
     prefix = uuid.uuid4().hex[:8]

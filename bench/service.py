@@ -28,7 +28,7 @@ def drain_command() -> list[str]:
     script = Path(sys.executable).with_name("drain")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "drain.cli"]
+    return [sys.executable, "-m", "drain"]
 
 
 def free_port() -> int:

@@ -1,12 +1,13 @@
-"""The records that flow from the pure decoder to the writer.
+"""The records that flow through the stages, from a request body to committed rows.
 
-``drain.batch.decode_batch`` turns one request body into a :class:`DecodedBatch`;
-the web layer wraps it with the request's identity into a :class:`PendingBatch`;
-``drain.writer.Writer`` commits it and answers with a :class:`WriteResult`.
+An input (:mod:`drain.inputs.logplex`) turns one request body into a :class:`DecodedBatch`:
+rows to store, rows to quarantine, and a :class:`Ledger` that accounts for every line; the
+web layer wraps it with the request's identity into a :class:`PendingBatch`; the writer
+(:mod:`drain.store.writer`) commits it and answers with a :class:`WriteResult`.
 
-Nothing here does I/O. Every frame of a body gets exactly one :class:`Outcome`
-(stored-to-be, quarantined with a :class:`QuarantineReason`, or not an event), and
-the counts in :class:`Ledger` add up to the frames received.
+Nothing here does I/O. Every frame of a body gets exactly one :class:`Outcome` (stored,
+quarantined with a :class:`QuarantineReason`, or not an event), and the counts in
+:class:`Ledger` add up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
+
+__all__ = [
+    "DecodedBatch",
+    "EventRow",
+    "Ledger",
+    "LostReport",
+    "Outcome",
+    "PendingBatch",
+    "QuarantineReason",
+    "QuarantineRow",
+    "WriteResult",
+]
 
 
 class EventRow(NamedTuple):
@@ -50,14 +63,15 @@ class QuarantineReason(enum.StrEnum):
     Each member says who emits it. The value is what the ``quarantine.reason`` column holds.
     """
 
-    #: framing (drain.framing): the body stops making sense as octet-counted frames at some
-    #: byte offset; the rest of the body (bounded) is kept as one quarantine row.
+    #: framing (drain.decode.framing): the body stops making sense as octet-counted frames
+    #: at some byte offset; the rest of the body (bounded) is kept as one quarantine row.
     BAD_FRAMING = "bad_framing"
     #: framing: a frame longer than the configured maximum; skipped by its count, raw truncated.
     FRAME_TOO_LONG = "frame_too_long"
-    #: syslog (drain.syslog): the RFC 5424 header does not parse, and the frame contains ``@[``.
+    #: syslog (drain.decode.syslog): the RFC 5424 header does not parse, and the frame
+    #: contains ``@[``.
     BAD_SYSLOG_HEADER = "bad_syslog_header"
-    #: event (drain.events): the text between ``@[`` and ``]`` is not a valid tag.
+    #: event (drain.decode.events): the text between ``@[`` and ``]`` is not a valid tag.
     BAD_TAG = "bad_tag"
     #: event: the tag is not followed by exactly one space and a JSON value.
     BAD_SEPARATOR = "bad_separator"
@@ -69,9 +83,9 @@ class QuarantineReason(enum.StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     #: event: the JSON holds U+0000, which PostgreSQL's jsonb cannot store.
     NUL_IN_JSON = "nul_in_json"
-    #: batch (drain.batch): the event's TIMESTAMP is outside the acceptance window.
+    #: input (drain.inputs.logplex): the event's time is outside the acceptance window.
     OUT_OF_WINDOW = "out_of_window"
-    #: writer (drain.writer): PostgreSQL refused the row (data error) although the parser
+    #: writer (drain.store.writer): PostgreSQL refused the row (data error) although the parser
     #: accepted it; the database's message is kept in ``detail``.
     REJECTED_BY_DATABASE = "rejected_by_database"
 
@@ -107,15 +121,37 @@ class Outcome(enum.StrEnum):
     NOT_AN_EVENT = "not_an_event"
 
 
+@dataclass(frozen=True, slots=True)
+class LostReport:
+    """One report of lines lost before they reached the drain (drain.decode.loss).
+
+    Fields:
+        source: ``"L10"`` (Logplex), ``"L13"`` (log-shuttle) or ``"header"``
+            (log-shuttle's ``Logplex-Lost-Count``).
+        lost: messages lost (>= 0).
+        since: start of the period the count covers, UTC, or None when the report gives
+            no time (the header) or its time does not parse.
+        drain: the drain token the L10 line names (second wording), else None.
+    """
+
+    source: str
+    lost: int
+    since: datetime | None
+    drain: str | None = None
+
+
 @dataclass(slots=True)
 class Ledger:
-    """Counts for one decoded body. ``frames == events + quarantined + not_events``.
+    """Counts for one decoded body; every frame is counted once.
 
-    ``framing_error`` is set (with its byte offset) when the body stops being well-framed;
-    the unframeable rest is one BAD_FRAMING quarantine row and is not counted in ``frames``.
-    ``quarantined`` counts frame-level rows only, so that rest row is in neither ``frames``
-    nor ``quarantined``; it is in ``DecodedBatch.quarantined`` and ``quarantined_by_reason``
-    (whose values sum to ``len(DecodedBatch.quarantined)``).
+    ``frames + rests == events + quarantined + not_events``, where ``rests`` is 1 when the
+    body stops being well-framed (``framing_error`` is set, with its byte offset) and 0
+    otherwise: the unframeable rest of the body is not a frame, and it is one BAD_FRAMING
+    quarantine row. ``quarantined`` counts quarantine rows, that one included, so it is
+    ``len(DecodedBatch.quarantined)`` and the sum of ``quarantined_by_reason``.
+
+    ``loss_reports`` holds the loss reports read from the body's L10/L13 lines (frames
+    counted as the not-event kind ``logplex_error``), in body order.
     """
 
     body_bytes: int = 0
@@ -129,6 +165,12 @@ class Ledger:
     framing_error_offset: int | None = None
     #: the request's Logplex-Msg-Count header, if it had one
     msg_count_header: int | None = None
+    loss_reports: list[LostReport] = field(default_factory=list)
+
+    @property
+    def rests(self) -> int:
+        """1 when the body ends in an unframeable rest (a BAD_FRAMING row), else 0."""
+        return 0 if self.framing_error is None else 1
 
     @property
     def msg_count_mismatch(self) -> bool:

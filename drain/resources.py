@@ -3,7 +3,7 @@
 The repository keeps the SQL at its top level (``sql/migrations``, ``sql/rollups``) and the
 package maps it to ``drain.sql`` (pyproject ``package-dir``), so an installed drain reads it
 from the package. A process that imports drain from a source tree instead (``python -m
-drain.cli`` run from the repository root puts the root first on ``sys.path``) finds no
+drain`` run from the repository root puts the root first on ``sys.path``) finds no
 ``drain.sql`` package there; it reads ``../sql`` beside the ``drain`` folder.
 """
 

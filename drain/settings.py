@@ -14,6 +14,12 @@ There is no ``.env`` file. Every field's environment variable is its name in upp
 Secrets (``DATABASE_URL``, ``DRAIN_PASSWORD``) are :class:`pydantic.SecretStr` so they never
 appear in a ``repr``, a log line or an error message.
 
+Settings is the one source of every default: the parts receive typed configurations built
+here (:meth:`Settings.decode_limits`, :meth:`Settings.writer_config`, :meth:`Settings.web_config`,
+:meth:`Settings.retention_policy`, :meth:`Settings.clock_config`), whose setting-backed fields
+have no default of their own. :meth:`Settings.defaults` gives the defaults without reading the
+environment (tests, benchmarks).
+
 Errors: :meth:`Settings.load` raises :class:`SettingsError`, whose message names each
 offending variable (``PORT: Input should be a valid integer``), without echoing secret values.
 :meth:`Settings.check_serving` raises :class:`SettingsError` when a deployed drain
@@ -27,12 +33,21 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "unknown_drain_variables"]
+from drain.errors import SettingsError
+
+if TYPE_CHECKING:
+    from drain.decode.limits import DecodeLimits
+    from drain.rollups.clock import ClockConfig
+    from drain.store.lifecycle import RetentionPolicy
+    from drain.store.writer import WriterConfig
+    from drain.web.config import WebConfig
+
+__all__ = ["HEROKU_SHUTDOWN_S", "Settings", "SettingsError", "unknown_drain_variables"]
 
 MiB = 2**20
 
@@ -45,8 +60,8 @@ _DRAIN_TOKEN = re.compile(
 )
 
 
-class SettingsError(ValueError):
-    """The environment does not describe a drain that can run; the message names the variables."""
+#: seconds Heroku allows between SIGTERM and SIGKILL (Dev Center, "Dynos: graceful shutdown")
+HEROKU_SHUTDOWN_S = 30
 
 
 class Settings(BaseSettings):
@@ -122,6 +137,73 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds allowed to receive a whole request body; slower: 503 + Retry-After.",
     )
+    drain_max_quarantine_raw_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        description="Bytes of a quarantined line kept in quarantine.raw; the rest is cut off.",
+    )
+    drain_max_id_header_bytes: int = Field(
+        default=200,
+        ge=16,
+        le=8192,
+        description=(
+            "Longest Logplex-Frame-Id, X-Request-Id or Logplex-Drain-Token accepted, in bytes; "
+            "longer: 400."
+        ),
+    )
+    drain_write_wait_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a POST waits for its batch to commit before answering 503 (the batch may "
+            "still commit: the retry is then a duplicate). Below DRAIN_SHUTDOWN_REQUESTS_S."
+        ),
+    )
+    drain_retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        le=300,
+        description="Retry-After (s) of a 503 for an unreachable database or a closing writer.",
+    )
+    drain_decode_in_thread_bytes: int = Field(
+        default=256 * 1024,
+        ge=0,
+        description=(
+            "Bodies at least this large (bytes) are decoded in a worker thread, so the event "
+            "loop keeps answering meanwhile; Logplex's ~100 KiB batches stay on the loop."
+        ),
+    )
+    drain_health_probe_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Bound (s) on each database probe of GET /health and GET /metrics.",
+    )
+    drain_shutdown_requests_s: int = Field(
+        default=12,
+        ge=1,
+        description=(
+            "On SIGTERM, seconds uvicorn waits for requests in flight. With "
+            "DRAIN_SHUTDOWN_WRITER_S and DRAIN_SHUTDOWN_POOL_S at most 30 (Heroku's SIGKILL)."
+        ),
+    )
+    drain_shutdown_writer_s: float = Field(
+        default=8.0,
+        gt=0,
+        description="On SIGTERM, seconds the writer may take to commit what it queued.",
+    )
+    drain_shutdown_pool_s: float = Field(
+        default=4.0,
+        gt=0,
+        description="On SIGTERM, seconds the pool may take to close (then it is terminated).",
+    )
+    drain_db_command_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Bound (s) on one attempt to write a group: connection, partitions, COPY, COMMIT; "
+            "past it the group's POSTs get 503."
+        ),
+    )
     drain_require_https: bool | None = Field(
         default=None,
         description=(
@@ -178,10 +260,10 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "Data directory of the embedded PostgreSQL (used only when DATABASE_URL is unset). "
-            "Default: the per-user data directory, drain.embedded.default_data_dir()."
+            "Default: the per-user data directory, drain.store.embedded.default_data_dir()."
         ),
     )
-    # ---- operations (drain.metrics, drain.lifecycle, drain.budget)
+    # ---- operations (drain.web.metrics, drain.store.lifecycle, drain.store.budget)
     drain_metrics: bool = Field(
         default=True,
         description=(
@@ -270,6 +352,22 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @model_validator(mode="after")
+    def _shutdown_fits_herokus_budget(self) -> Settings:
+        total = self.drain_shutdown_requests_s + self.drain_shutdown_writer_s
+        total += self.drain_shutdown_pool_s
+        if total > HEROKU_SHUTDOWN_S:
+            raise ValueError(
+                f"DRAIN_SHUTDOWN_REQUESTS_S + DRAIN_SHUTDOWN_WRITER_S + DRAIN_SHUTDOWN_POOL_S "
+                f"is {total:g} s, over the {HEROKU_SHUTDOWN_S} s Heroku allows after SIGTERM"
+            )
+        if self.drain_write_wait_s >= self.drain_shutdown_requests_s:
+            raise ValueError(
+                "DRAIN_WRITE_WAIT_S must be below DRAIN_SHUTDOWN_REQUESTS_S, so that on SIGTERM "
+                "every POST waiting on a hung database still gets an answer"
+            )
+        return self
+
     # ----------------------------------------------------------------- derived values
 
     @property
@@ -307,11 +405,92 @@ class Settings(BaseSettings):
         """The embedded PostgreSQL's data directory: DRAIN_DATA_DIR or the per-user default."""
         if self.drain_data_dir is not None:
             return self.drain_data_dir
-        from drain.embedded import default_data_dir
+        from drain.store.embedded import default_data_dir
 
         return default_data_dir()
 
+    # ----------------------------------------------------------------- configurations
+
+    def decode_limits(self) -> DecodeLimits:
+        """The decoder's bounds (drain.decode.limits)."""
+        from drain.decode.limits import DecodeLimits
+
+        return DecodeLimits(
+            max_frame_bytes=self.drain_max_frame_bytes,
+            max_quarantine_raw_bytes=self.drain_max_quarantine_raw_bytes,
+            accept_past_s=self.drain_accept_past_s,
+            accept_future_s=self.drain_accept_future_s,
+            max_frames=self.drain_max_frames_per_body,
+        )
+
+    def writer_config(self) -> WriterConfig:
+        """One worker's group-commit configuration (drain.store.writer).
+
+        The write-queue bounds (DRAIN_QUEUE_MAX_EVENTS, DRAIN_QUEUE_MAX_BYTES) are for the
+        whole ``drain serve``: each of the WEB_CONCURRENCY workers holds its own queue, so
+        each gets its share, and the memory bound does not grow with the number of workers.
+        """
+        from drain.store.writer import WriterConfig
+
+        workers = self.web_concurrency
+        return WriterConfig(
+            flush_max_events=self.drain_flush_max_events,
+            flush_max_delay_s=self.drain_flush_max_delay_s,
+            queue_max_events=max(1, self.drain_queue_max_events // workers),
+            queue_max_bytes=max(1, self.drain_queue_max_bytes // workers),
+            queue_max_wait_s=self.drain_queue_max_wait_s,
+            partitions_ahead_days=self.drain_partitions_ahead_days,
+            command_timeout_s=self.drain_db_command_timeout_s,
+            max_quarantine_raw_bytes=self.drain_max_quarantine_raw_bytes,
+            flushers=self.drain_writer_flushers,
+        )
+
+    def web_config(self) -> WebConfig:
+        """The web app's bounds and time budgets (drain.web.config)."""
+        from drain.web.config import WebConfig
+
+        return WebConfig(
+            max_body_bytes=self.drain_max_body_bytes,
+            body_timeout_s=self.drain_body_timeout_s,
+            max_id_header_bytes=self.drain_max_id_header_bytes,
+            write_wait_s=self.drain_write_wait_s,
+            retry_after_s=self.drain_retry_after_s,
+            decode_in_thread_bytes=self.drain_decode_in_thread_bytes,
+            probe_timeout_s=self.drain_health_probe_timeout_s,
+            writer_close_timeout_s=self.drain_shutdown_writer_s,
+            pool_close_timeout_s=self.drain_shutdown_pool_s,
+        )
+
+    def retention_policy(self) -> RetentionPolicy:
+        """What partition maintenance keeps (drain.store.lifecycle)."""
+        from drain.store.lifecycle import RetentionPolicy
+
+        return RetentionPolicy(
+            ahead_days=self.drain_partitions_ahead_days,
+            retention_days=self.drain_retention_days,
+            accept_past_s=self.drain_accept_past_s,
+        )
+
+    def clock_config(self) -> ClockConfig:
+        """The rollup clock's timing (drain.rollups.clock)."""
+        from drain.rollups.clock import ClockConfig
+
+        return ClockConfig(maintenance_every_s=self.drain_maintenance_interval_s)
+
     # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> Settings:
+        """The defaults (and ``overrides``, validated), without reading the environment: for
+        tests and benchmarks, whose results must not depend on the variables of the shell.
+
+        Raises:
+            SettingsError: an override does not validate.
+        """
+        try:
+            return _DefaultsOnly(**overrides)
+        except ValidationError as error:
+            raise SettingsError(describe_validation_error(error)) from None
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -362,6 +541,21 @@ class Settings(BaseSettings):
                 f"DRAIN_HOST={self.host} listens beyond this machine but DRAIN_USERNAME and "
                 "DRAIN_PASSWORD are not set: set both, or set DRAIN_ALLOW_ANONYMOUS=true"
             )
+
+
+class _DefaultsOnly(Settings):
+    """Settings that read only their keyword arguments (:meth:`Settings.defaults`)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def unknown_drain_variables(environ: Mapping[str, str]) -> list[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from drain.migrate import migrate
-from tests.pg import create_database, drop_database, server_admin_url
+from drain.store.migrate import migrate
+from testkit.pg import create_database, drop_database, server_admin_url
 
 DATA = Path(__file__).parent / "data"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.served import clean_env, drain_command, serving
+from tests.support.served import clean_env, drain_command, serving
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -12,11 +12,11 @@ Python imports ``sitecustomize`` at start-up in every process that has it on its
 - ``BENCH_GC_PROBE=1``: every 5 s, print to stderr (the service log) the CPU seconds spent
   in the cyclic GC per generation (``GCPROBE ...`` lines).
 - ``BENCH_GC_THRESHOLD=g0,g1,g2``: ``gc.set_threshold`` at start-up (CPython's default
-  700,10,10); note that a worker's ``drain.tuning.tune_gc`` sets its own thresholds after
+  700,10,10); note that a worker's ``drain.web.worker.tune_gc`` sets its own thresholds after
   start-up.
 
 The other switches of the first round (BENCH_FLUSHERS, BENCH_FAST_DECODE) became real
-changes in drain/ (DRAIN_WRITER_FLUSHERS, drain.batch's fast path) and were removed.
+changes in drain/ (DRAIN_WRITER_FLUSHERS, drain.inputs.logplex's fast path) and were removed.
 """
 
 from __future__ import annotations

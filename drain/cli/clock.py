@@ -1,0 +1,52 @@
+"""``drain clock`` (the Procfile's ``clock:`` process): fire every rollup on its cron
+schedule and run partition maintenance every DRAIN_MAINTENANCE_INTERVAL_S, until SIGTERM.
+
+Exits 0 on SIGTERM or SIGINT. See :class:`drain.rollups.clock.Clock` for leadership (one
+acting clock among many) and catch-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+import asyncpg
+
+from drain.cli.common import ready_database, run_with_pool
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``clock`` to the ``drain`` command's subparsers."""
+    clock = commands.add_parser("clock", help="fire rollups on their cron schedules (Procfile)")
+    clock.set_defaults(func=cmd_clock)
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    """Run the clock until SIGTERM/SIGINT; exit code 0."""
+    with ready_database() as url:
+        return run_with_pool(url, _clock)
+
+
+async def _clock(pool: asyncpg.Pool) -> int:
+    from drain.rollups.clock import Clock
+    from drain.rollups.runner import load_rollups
+    from drain.settings import Settings
+    from drain.store.lifecycle import maintain
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # platforms without signal handlers
+            loop.add_signal_handler(sig, stop.set)
+    specs = load_rollups()
+    print(f"drain clock: {len(specs)} rollups: {', '.join(sorted(specs))}", flush=True)
+    settings = Settings.load()
+    policy = settings.retention_policy()
+    clock = Clock(pool, specs, settings.clock_config(), maintenance=lambda: maintain(pool, policy))
+    await clock.serve(stop)
+    print("drain clock: stopped", flush=True)
+    return 0

@@ -1,0 +1,95 @@
+"""The ``drain partitions`` command: ``list`` and ``maintain`` (drain.store.lifecycle).
+
+``drain partitions list``
+    one row per daily partition of ``raw_events`` (and any detached leftover): its UTC day,
+    state (ahead, today, kept, expired, detach pending, detached), the planner's row
+    estimate and its size, then the policy in one line.
+
+``drain partitions maintain``
+    one maintenance run now (what ``drain clock`` does every DRAIN_MAINTENANCE_INTERVAL_S):
+    make partitions ahead, detach and drop expired ones, prune the ledger and quarantine.
+    Exit 1 when a detach failed (it is retried by the next run).
+
+Both use DATABASE_URL (or the embedded server), never DATABASE_CONNECTION_POOL_URL. ``list``
+is read-only: it never creates an embedded database (drain.cli.common).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from drain.cli.common import ready_database, run_with_pool
+from drain.settings import Settings
+from drain.store.lifecycle import RetentionPolicy, days_ahead, maintain, partition_table
+
+__all__ = ["format_bytes", "register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``partitions list|maintain`` to the ``drain`` command's subparsers."""
+    parser = commands.add_parser("partitions", help="list or maintain the daily partitions")
+    sub = parser.add_subparsers(dest="partitions_command", required=True, metavar="ACTION")
+    lst = sub.add_parser("list", help="the partitions of raw_events, their state and size")
+    lst.set_defaults(func=lambda a: _run(_list, create=False))
+    run = sub.add_parser("maintain", help="make partitions ahead, drop expired ones, prune")
+    run.set_defaults(func=lambda a: _run(_maintain))
+
+
+def _run(
+    command: Callable[[asyncpg.Pool, RetentionPolicy], Awaitable[int]], *, create: bool = True
+) -> int:
+    policy = Settings.load().retention_policy()
+    with ready_database(create=create) as url:
+        return run_with_pool(url, lambda pool: command(pool, policy))
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes as ``8.0 kB``, ``1.2 MB`` ... (powers of 1024, like pg_size_pretty)."""
+    size = float(n)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+async def _list(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        rows = await partition_table(conn, now, policy)
+        ahead = await days_ahead(conn, now.date())
+    print(f"{'PARTITION':<22} {'DAY (UTC)':<10}  {'STATE':<14} {'ROWS (est.)':>12} {'SIZE':>10}")
+    for r in rows:
+        estimate = "?" if r.rows is None else f"{r.rows:,}"
+        print(
+            f"{r.name:<22} {r.day.isoformat():<10}  {r.state:<14} {estimate:>12} "
+            f"{format_bytes(r.size_bytes):>10}"
+        )
+    drop_before = policy.drop_before(now)
+    retention = (
+        f"retention {policy.retention_days} days (partitions ending by "
+        f"{drop_before:%Y-%m-%d %H:%M} UTC are dropped)"
+        if drop_before is not None
+        else "retention off (DRAIN_RETENTION_DAYS=0)"
+    )
+    print(f"{len(rows)} tables; {ahead} of {policy.ahead_days} days ahead made; {retention}")
+    return 0
+
+
+async def _maintain(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
+    report = await maintain(pool, policy)
+    for day in report.created:
+        print(f"created   raw_events_p{day:%Y%m%d}")
+    for name in report.detached:
+        how = "" if name not in report.blocking else " (without CONCURRENTLY)"
+        print(f"detached  {name}{how}")
+    for name in report.dropped:
+        print(f"dropped   {name}")
+    for name, why in report.failed:
+        print(f"FAILED    {name}: {why} (retried by the next run)")
+    print(report.summary())
+    return 1 if report.failed else 0

@@ -1,0 +1,44 @@
+"""The decode rules, one module per rule (pure: no I/O, no clock, no settings).
+
+- :mod:`drain.decode.framing`: octet-counted frames of a body (RFC 6587 §3.4.1);
+- :mod:`drain.decode.syslog`: one syslog line, Heroku's RFC 5424 dialect (RFC 5424 §6);
+- :mod:`drain.decode.events`: the ``@[tag] {json}`` event convention inside MSG;
+- :mod:`drain.decode.loss`: Heroku's own reports of lines lost upstream (L10, L13);
+- :mod:`drain.decode.limits`: the bounds a decoder applies.
+
+An input (:mod:`drain.inputs`) composes them; nothing here knows where the bytes came from.
+"""
+
+from drain.decode.events import RejectedEvent, TaggedEvent, parse_event
+from drain.decode.framing import Frame, encode_frames, frame_span, iter_frames
+from drain.decode.limits import DecodeLimits
+from drain.decode.loss import BatchLoss, batch_loss, is_loss_line, parse_lost_line
+from drain.decode.syslog import (
+    Header,
+    SyslogMessage,
+    parse_line,
+    parse_timestamp,
+    split_header,
+    split_msg,
+)
+
+__all__ = [
+    "BatchLoss",
+    "DecodeLimits",
+    "Frame",
+    "Header",
+    "RejectedEvent",
+    "SyslogMessage",
+    "TaggedEvent",
+    "batch_loss",
+    "encode_frames",
+    "frame_span",
+    "is_loss_line",
+    "iter_frames",
+    "parse_event",
+    "parse_line",
+    "parse_lost_line",
+    "parse_timestamp",
+    "split_header",
+    "split_msg",
+]

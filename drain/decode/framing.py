@@ -1,0 +1,125 @@
+"""Octet-counted framing of a Logplex body (RFC 6587 §3.4.1).
+
+A Logplex (``application/logplex-1``) body is a sequence of frames, each::
+
+    FRAME   = MSG-LEN SP SYSLOG-MSG
+    MSG-LEN = NONZERO-DIGIT *DIGIT        ; at most 9 digits here
+
+with no separator between frames. MSG-LEN counts *bytes* (not characters) and is
+authoritative: it includes the trailing LF when the message has one, and many frames have
+none (Logplex's own ``Error L10`` lines, the leading chunks of a line that log-shuttle
+split at its maximum line length). A real body::
+
+    70 <174>1 2012-07-22T00:06:26+00:00 host erlang console - Hi from erlang\\n70 <174>1 ...
+
+:func:`frame_span` reads the frame that starts at one offset, with ``bytes.find`` and
+``int()`` on slices, never reading past the end; :func:`iter_frames` walks a body with it in
+linear time and stops with :class:`~drain.errors.FramingError` (carrying the byte offset
+and what was expected) at the first byte that cannot start a frame. Every
+frame before that point has been yielded. A frame longer than ``max_frame_bytes`` whose
+bytes are all present is still yielded (``too_long=True``) so the caller can report it
+and move on to the next frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from drain.errors import FramingError
+
+__all__ = ["MAX_LENGTH_DIGITS", "Frame", "encode_frames", "frame_span", "iter_frames"]
+
+#: MSG-LEN has at most this many digits (999,999,999 bytes, far above any body cap).
+MAX_LENGTH_DIGITS = 9
+
+_NONZERO = b"123456789"
+
+
+class Frame(NamedTuple):
+    """One frame of a body.
+
+    Fields:
+        offset: byte offset of the frame's MSG-LEN in the body.
+        msg: the SYSLOG-MSG, exactly MSG-LEN bytes (trailing LF included when sent).
+        too_long: MSG-LEN is above the ``max_frame_bytes`` given to :func:`iter_frames`;
+            the frame was skipped by its count and should be reported, not parsed.
+    """
+
+    offset: int
+    msg: bytes
+    too_long: bool
+
+
+_EXPECTED_LENGTH = (
+    f"a decimal length (1-{MAX_LENGTH_DIGITS} digits, no leading zero) followed by a space"
+)
+
+
+def frame_span(body: bytes, pos: int) -> tuple[int, int]:
+    """The SYSLOG-MSG of the frame whose MSG-LEN starts at ``pos``: ``(start, stop)``, so
+    that ``body[start:stop]`` is MSG-LEN bytes and the next frame starts at ``stop``.
+
+    Looks at no more than 10 bytes before the slice; ``stop >= pos + 3``.
+
+    Raises:
+        FramingError: at ``pos``: no ``MSG-LEN SP`` there (a stray space, a leading zero,
+            more than 9 digits, binary junk), or a MSG-LEN that runs past the end of
+            ``body`` (truncated frame).
+    """
+    sp = body.find(b" ", pos, pos + MAX_LENGTH_DIGITS + 1)
+    digits = body[pos:sp]
+    if sp < 0 or not digits.isdigit() or digits[0] not in _NONZERO:
+        raise FramingError(pos, _EXPECTED_LENGTH)
+    start = sp + 1
+    stop = start + int(digits)
+    if stop > len(body):
+        raise FramingError(
+            pos,
+            f"a frame of {stop - start} bytes (truncated frame: {len(body) - start} bytes remain)",
+        )
+    return start, stop
+
+
+def iter_frames(body: bytes, *, max_frame_bytes: int) -> Iterator[Frame]:
+    """Yield the frames of ``body`` in order (RFC 6587 §3.4.1 octet counting).
+
+    Args:
+        body: the whole (already decompressed) request body.
+        max_frame_bytes: frames whose MSG-LEN is above this many bytes are yielded with
+            ``too_long=True``; framing continues after them by their count.
+
+    Yields:
+        :class:`Frame` for each complete frame. Frames tile the body from byte 0.
+
+    Raises:
+        FramingError: at the offset of the first thing that is not a frame (see
+            :func:`frame_span`). An empty body, or one that ends exactly after a frame, is
+            not an error.
+
+    Runs in time linear in ``len(body)``: each step advances by at least 3 bytes.
+    """
+    end = len(body)
+    pos = 0
+    while pos < end:
+        start, stop = frame_span(body, pos)
+        yield Frame(pos, body[start:stop], stop - start > max_frame_bytes)
+        pos = stop
+
+
+def encode_frames(messages: Iterable[bytes]) -> bytes:
+    """Frame ``messages`` as an ``application/logplex-1`` body: ``b"%d %s" % (len, msg)``.
+
+    For tests and the bench. Each message is sent as is (add the LF yourself).
+
+    Raises:
+        ValueError: a message is empty (MSG-LEN cannot be 0) or over 999,999,999 bytes.
+    """
+    parts: list[bytes] = []
+    for msg in messages:
+        if not msg:
+            raise ValueError("cannot frame an empty message: MSG-LEN starts with a nonzero digit")
+        if len(msg) >= 10**MAX_LENGTH_DIGITS:
+            raise ValueError(f"message of {len(msg)} bytes exceeds the 9-digit MSG-LEN")
+        parts.append(b"%d %s" % (len(msg), msg))
+    return b"".join(parts)

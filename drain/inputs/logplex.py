@@ -1,0 +1,389 @@
+"""The Logplex input: one ``application/logplex-1`` body into rows and a ledger (pure).
+
+Logplex (and log-shuttle) POST a body of octet-counted syslog frames (Heroku Dev Center,
+"Log Drains: HTTPS drains"). Each frame goes through the decode rules, each owned by one
+module:
+
+1. :mod:`drain.decode.framing` finds the frame (RFC 6587 §3.4.1);
+2. :mod:`drain.decode.syslog` checks its header (RFC 5424 §6, Heroku's dialect) and splits
+   STRUCTURED-DATA from MSG;
+3. :mod:`drain.decode.events` reads the ``@[tag] {json}`` convention from MSG, and
+   :mod:`drain.decode.loss` the loss reports of Logplex's and log-shuttle's own lines.
+
+Every frame gets exactly one :class:`~drain.records.Outcome`:
+
+- ``EVENT``: an :class:`~drain.records.EventRow` to store;
+- ``QUARANTINED``: a :class:`~drain.records.QuarantineRow`, for a frame that carries (or may
+  carry) an event but cannot be stored as one: FRAME_TOO_LONG, BAD_SYSLOG_HEADER (only when
+  the frame contains ``@[``), BAD_TAG ... NUL_IN_JSON, OUT_OF_WINDOW;
+- ``NOT_AN_EVENT``, counted by kind: ``untagged`` (router lines, plain app output),
+  ``malformed_line`` (the header does not parse and there is no ``@[`` in the frame),
+  ``logplex_error`` (Logplex's ``Error L10``, log-shuttle's ``Error L13``; their loss
+  reports are kept in the ledger).
+
+If the body stops being well-framed, the frames before the fault are kept and the rest of
+the body (from the fault's offset, cut to ``max_quarantine_raw_bytes``) becomes one
+BAD_FRAMING quarantine row. That rest is not a frame. So, for every body::
+
+    ledger.frames + ledger.rests == ledger.events + ledger.quarantined + ledger.not_events
+    len(batch.quarantined) == ledger.quarantined == sum(ledger.quarantined_by_reason.values())
+
+For frame-level quarantine rows, ``raw`` is the frame's SYSLOG-MSG (without its
+``MSG-LEN SP`` prefix) and ``raw_bytes`` its MSG-LEN; ``frame_offset`` is the offset of the
+frame's MSG-LEN in the body.
+
+Two walks share :func:`decode_frame`, the one function that gives a frame its outcome:
+:func:`decode_body` keeps only the rows and counts (the request path), and
+:func:`iter_outcomes` describes every frame (``drain parse`` and the golden files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from drain.decode.events import RejectedEvent, parse_event
+from drain.decode.framing import frame_span, iter_frames
+from drain.decode.limits import DecodeLimits
+from drain.decode.loss import is_loss_line, parse_lost_line
+from drain.decode.syslog import SyslogMessage, parse_line, split_header, split_msg
+from drain.errors import FramingError, LineError, TooManyFrames
+from drain.records import (
+    DecodedBatch,
+    EventRow,
+    Ledger,
+    LostReport,
+    Outcome,
+    QuarantineReason,
+    QuarantineRow,
+)
+
+__all__ = [
+    "KIND_LOGPLEX_ERROR",
+    "KIND_MALFORMED_LINE",
+    "KIND_UNTAGGED",
+    "LOGPLEX_MEDIA_TYPE",
+    "FrameOutcome",
+    "decode_body",
+    "decode_frame",
+    "iter_outcomes",
+]
+
+#: the media type Logplex sends (Heroku Dev Center, "Log Drains")
+LOGPLEX_MEDIA_TYPE = "application/logplex-1"
+
+#: Not-an-event kinds, the keys of ``Ledger.not_events_by_kind``.
+KIND_UNTAGGED = "untagged"
+KIND_MALFORMED_LINE = "malformed_line"
+KIND_LOGPLEX_ERROR = "logplex_error"
+
+#: what :func:`decode_frame` gives: a row to store, a row to quarantine, a loss report (of
+#: kind ``logplex_error``), or another not-event kind
+FrameResult = EventRow | QuarantineRow | LostReport | str
+
+_new = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
+
+
+def decode_frame(
+    msg: bytes,
+    offset: int,
+    too_long: bool,
+    earliest: datetime,
+    latest: datetime,
+    limits: DecodeLimits,
+    tags: dict[bytes, str],
+) -> FrameResult:
+    """The outcome of one frame.
+
+    Args:
+        msg: the frame's SYSLOG-MSG (MSG-LEN bytes, trailing LF included when sent).
+        offset: byte offset of the frame's MSG-LEN in the body (for quarantine rows).
+        too_long: MSG-LEN is over ``limits.max_frame_bytes``: quarantined, not parsed.
+        earliest, latest: the acceptance window (:meth:`DecodeLimits.window`).
+        limits: the decoder's bounds.
+        tags: the caller's memo of valid tags (see :func:`drain.decode.events.parse_event`).
+
+    Returns:
+        an EventRow, a QuarantineRow, a LostReport (not an event, kind ``logplex_error``),
+        or the not-event kind (``untagged``, ``malformed_line``, ``logplex_error``). Never
+        raises on any bytes.
+    """
+    if too_long:
+        return _quarantine(
+            msg,
+            offset,
+            limits,
+            QuarantineReason.FRAME_TOO_LONG,
+            f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})",
+        )
+    try:
+        pri, when, host, app, proc, _msgid, rest = split_header(msg)
+    except LineError as error:
+        if b"@[" in msg:
+            return _quarantine(
+                msg, offset, limits, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {error}"
+            )
+        return KIND_MALFORMED_LINE
+    text = split_msg(rest)[1]
+    parsed = parse_event(text, tags)
+    if parsed is None:
+        if is_loss_line(app, proc, text):
+            return parse_lost_line(text) or KIND_LOGPLEX_ERROR
+        return KIND_UNTAGGED
+    if isinstance(parsed, RejectedEvent):
+        return _quarantine(msg, offset, limits, parsed.reason, parsed.detail, when, parsed.tag)
+    tag, payload = parsed.tag, parsed.payload
+    if when < earliest or when > latest:
+        return _quarantine(
+            msg,
+            offset,
+            limits,
+            QuarantineReason.OUT_OF_WINDOW,
+            _window_detail(when, earliest, latest, limits),
+            when,
+            tag,
+        )
+    return _new(
+        EventRow,
+        (
+            when,
+            tag,
+            payload,
+            pri >> 3,
+            pri & 7,
+            host.decode("ascii"),
+            app.decode("ascii"),
+            proc.decode("ascii"),
+        ),
+    )
+
+
+def _quarantine(
+    msg: bytes,
+    offset: int,
+    limits: DecodeLimits,
+    reason: QuarantineReason,
+    detail: str,
+    when: datetime | None = None,
+    tag: str | None = None,
+) -> QuarantineRow:
+    keep = limits.max_quarantine_raw_bytes
+    return QuarantineRow(reason, detail, msg[:keep], len(msg), offset, when, tag)
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _window_detail(
+    when: datetime, earliest: datetime, latest: datetime, limits: DecodeLimits
+) -> str:
+    if when < earliest:
+        return (
+            f"TIMESTAMP {_iso(when)} is more than {limits.accept_past_s:g} s "
+            f"before receipt ({_iso(earliest)})"
+        )
+    return (
+        f"TIMESTAMP {_iso(when)} is more than {limits.accept_future_s:g} s "
+        f"after receipt ({_iso(latest)})"
+    )
+
+
+def _rest_row(body: bytes, error: FramingError, limits: DecodeLimits) -> QuarantineRow:
+    """The BAD_FRAMING row of the unframeable rest of ``body``: only the bytes kept are
+    copied, not the whole rest of a (possibly large) body."""
+    rest = body[error.offset : error.offset + limits.max_quarantine_raw_bytes]
+    return QuarantineRow(
+        QuarantineReason.BAD_FRAMING,
+        str(error),
+        rest,
+        len(body) - error.offset,
+        error.offset,
+        None,
+        None,
+    )
+
+
+def decode_body(
+    body: bytes, *, now: datetime, limits: DecodeLimits, msg_count: int | None = None
+) -> DecodedBatch:
+    """Decode one ``application/logplex-1`` body into events, quarantine rows and a ledger.
+
+    Args:
+        body: the request body, already decompressed (Content-Encoding handled by the
+            caller), at most the body cap in bytes.
+        now: receipt time (tz-aware, UTC); events outside the acceptance window
+            (:meth:`DecodeLimits.window`) are OUT_OF_WINDOW.
+        limits: the decoder's bounds.
+        msg_count: the request's ``Logplex-Msg-Count`` header, recorded in
+            ``ledger.msg_count_header``; a mismatch is reported, never an error.
+
+    Returns:
+        :class:`~drain.records.DecodedBatch` with rows in body order and a ledger that
+        satisfies the invariants in the module docstring.
+
+    Raises:
+        ValueError: ``now`` is naive.
+        TooManyFrames: more than ``limits.max_frames`` frames; raised when frame
+            ``max_frames + 1`` starts. The only way a body raises.
+    """
+    earliest, latest = limits.window(now)
+    max_frame_bytes = limits.max_frame_bytes
+    max_frames = limits.max_frames
+    events: list[EventRow] = []
+    quarantined: list[QuarantineRow] = []
+    ledger = Ledger(body_bytes=len(body), msg_count_header=msg_count)
+    by_reason = ledger.quarantined_by_reason
+    by_kind = ledger.not_events_by_kind
+    append = events.append
+    tags: dict[bytes, str] = {}  # tags already checked in this body (drain.decode.events)
+    end = len(body)
+    pos = frames = untagged = 0
+    while pos < end:  # bounded: each pass advances pos by at least 3 bytes
+        try:
+            start, stop = frame_span(body, pos)
+        except FramingError as error:
+            row = _rest_row(body, error, limits)
+            quarantined.append(row)
+            by_reason[row.reason.value] = by_reason.get(row.reason.value, 0) + 1
+            ledger.framing_error = row.detail
+            ledger.framing_error_offset = error.offset
+            break
+        frames += 1
+        if max_frames is not None and frames > max_frames:
+            raise TooManyFrames(max_frames, pos)
+        out = decode_frame(
+            body[start:stop], pos, stop - start > max_frame_bytes, earliest, latest, limits, tags
+        )
+        pos = stop
+        if type(out) is EventRow:
+            append(out)
+        elif out is KIND_UNTAGGED:
+            untagged += 1
+        elif type(out) is QuarantineRow:
+            quarantined.append(out)
+            reason = out.reason.value
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        elif type(out) is LostReport:
+            ledger.loss_reports.append(out)
+            by_kind[KIND_LOGPLEX_ERROR] = by_kind.get(KIND_LOGPLEX_ERROR, 0) + 1
+        elif isinstance(out, str):
+            by_kind[out] = by_kind.get(out, 0) + 1
+    if untagged:
+        by_kind[KIND_UNTAGGED] = by_kind.get(KIND_UNTAGGED, 0) + untagged
+    ledger.frames = frames
+    ledger.events = len(events)
+    ledger.quarantined = len(quarantined)
+    ledger.not_events = frames + ledger.rests - ledger.events - ledger.quarantined
+    return DecodedBatch(events, quarantined, ledger)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameOutcome:
+    """What the decoder did with one frame (or with the unframeable rest of a body), as
+    ``drain parse`` shows it.
+
+    Attributes:
+        offset: byte offset of the frame's MSG-LEN (or of the framing fault) in the body.
+        length: MSG-LEN in bytes (or the length of the unframeable rest).
+        framed: False only for the BAD_FRAMING row of the unframeable rest.
+        outcome: EVENT, QUARANTINED or NOT_AN_EVENT.
+        raw: the frame's SYSLOG-MSG, uncut (for the unframeable rest: its first
+            ``max_quarantine_raw_bytes``).
+        header: the parsed syslog line, or None (header error, frame too long, rest).
+        header_error: the LineError when the header did not parse.
+        event: the EventRow when ``outcome`` is EVENT.
+        quarantine: the QuarantineRow when ``outcome`` is QUARANTINED.
+        kind: the not-an-event kind when ``outcome`` is NOT_AN_EVENT.
+        loss: the loss report of a ``logplex_error`` line whose numbers were read.
+    """
+
+    offset: int
+    length: int
+    framed: bool
+    outcome: Outcome
+    raw: bytes
+    header: SyslogMessage | None = None
+    header_error: LineError | None = None
+    event: EventRow | None = None
+    quarantine: QuarantineRow | None = None
+    kind: str | None = None
+    loss: LostReport | None = None
+
+
+def iter_outcomes(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterator[FrameOutcome]:
+    """Yield one :class:`FrameOutcome` per frame of ``body``, in order, then (if the body
+    stopped being well-framed) one with ``framed=False`` for the BAD_FRAMING rest.
+
+    The same outcomes as :func:`decode_body` (both use :func:`decode_frame`), with the
+    parsed header of each frame for display (:mod:`drain.inputs.dump`).
+
+    Raises:
+        ValueError: ``now`` is naive.
+        TooManyFrames: the body holds more than ``limits.max_frames`` frames.
+    """
+    earliest, latest = limits.window(now)
+    tags: dict[bytes, str] = {}
+    frames = iter_frames(body, max_frame_bytes=limits.max_frame_bytes)
+    seen = 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except FramingError as error:
+            row = _rest_row(body, error, limits)
+            yield FrameOutcome(
+                offset=error.offset,
+                length=row.raw_bytes,
+                framed=False,
+                outcome=Outcome.QUARANTINED,
+                raw=row.raw,
+                quarantine=row,
+            )
+            return
+        seen += 1
+        if limits.max_frames is not None and seen > limits.max_frames:
+            raise TooManyFrames(limits.max_frames, frame.offset)
+        out = decode_frame(frame.msg, frame.offset, frame.too_long, earliest, latest, limits, tags)
+        header: SyslogMessage | None = None
+        header_error: LineError | None = None
+        if not frame.too_long:
+            try:
+                header = parse_line(frame.msg)
+            except LineError as error:
+                header_error = error
+        yield _described(frame.offset, frame.msg, out, header, header_error)
+
+
+def _described(
+    offset: int,
+    msg: bytes,
+    out: FrameResult,
+    header: SyslogMessage | None,
+    header_error: LineError | None,
+) -> FrameOutcome:
+    event = out if isinstance(out, EventRow) else None
+    quarantine = out if isinstance(out, QuarantineRow) else None
+    loss = out if isinstance(out, LostReport) else None
+    if event is not None:
+        outcome, kind = Outcome.EVENT, None
+    elif quarantine is not None:
+        outcome, kind = Outcome.QUARANTINED, None
+    else:
+        outcome = Outcome.NOT_AN_EVENT
+        kind = KIND_LOGPLEX_ERROR if loss is not None else str(out)
+    return FrameOutcome(
+        offset=offset,
+        length=len(msg),
+        framed=True,
+        outcome=outcome,
+        raw=msg,
+        header=header,
+        header_error=header_error,
+        event=event,
+        quarantine=quarantine,
+        kind=kind,
+        loss=loss,
+    )

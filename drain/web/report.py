@@ -1,0 +1,150 @@
+"""One report per POST /logs, and the one place that turns it into telemetry.
+
+The ingest handler (drain.web.ingest) fills a :class:`BatchReport` as the request goes: who
+posted, the decoded body's ledger, the writer's result, the upstream loss, the answer.
+:meth:`Telemetry.record` then emits everything the batch says, once: its log line
+(drain.logs), the ``/health`` counters (drain.web.health) and the Prometheus metrics
+(drain.web.metrics). No other code counts a batch, so the three always agree (as Vector's
+internal events do: one struct emits its log line and its counter).
+
+The log line (``logger: drain.batch``, info for 2xx, warning otherwise) never holds body
+bytes, a credential or DATABASE_URL; header values are cut to 200 characters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from drain.decode.loss import BatchLoss
+from drain.logs import batch_logger
+from drain.records import Ledger, WriteResult
+from drain.web.health import Counters, LossMemory, loss_warning
+from drain.web.metrics import Metrics
+
+__all__ = ["BatchReport", "Refusal", "Telemetry"]
+
+#: longest header value copied into a log line, characters
+_MAX_LOGGED_HEADER = 200
+
+
+def _short(value: str | None) -> str | None:
+    return None if value is None else value[:_MAX_LOGGED_HEADER]
+
+
+class Refusal:
+    """Why a request was refused before its body was stored, for the counters that name
+    it (``/health``'s ``too_many_frames``, ``insecure_refused``)."""
+
+    TOO_MANY_FRAMES = "too_many_frames"
+    INSECURE = "insecure"
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What one POST /logs did. Never holds body bytes.
+
+    Fields:
+        request_id: Heroku router's ``X-Request-Id`` (log-shuttle sends one too).
+        started: ``time.perf_counter()`` when the request arrived.
+        status: the HTTP status answered (500 when the handler raised).
+        drain_token / frame_id: the request's identity (once read).
+        ledger: the decoded body's counts, when it was decoded.
+        result: the writer's answer, when the batch was written.
+        loss: what the batch says Heroku lost upstream, when it says anything.
+        received_at: when the body was received, UTC.
+        refusal: a :class:`Refusal` value, when the request was refused for one.
+        msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
+    """
+
+    request_id: str | None
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 0
+    drain_token: str | None = None
+    frame_id: str | None = None
+    ledger: Ledger | None = None
+    result: WriteResult | None = None
+    loss: BatchLoss | None = None
+    received_at: datetime | None = None
+    refusal: str | None = None
+    msg_count_invalid: bool = False
+
+    @property
+    def logged_request_id(self) -> str | None:
+        """The request id as logged (cut to 200 characters)."""
+        return _short(self.request_id)
+
+    def log_fields(self) -> dict[str, Any]:
+        """The fields of the batch's log line."""
+        fields: dict[str, Any] = {
+            "request_id": _short(self.request_id),
+            "drain_token": _short(self.drain_token),
+            "frame_id": _short(self.frame_id),
+            "status": self.status,
+            "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
+        }
+        ledger = self.ledger
+        if ledger is not None:
+            result = self.result
+            fields.update(
+                body_bytes=ledger.body_bytes,
+                frames=ledger.frames,
+                events=ledger.events,
+                events_stored=result.events_stored if result else 0,
+                quarantined=result.quarantined if result else 0,
+                not_events=ledger.not_events,
+                duplicate=bool(result and result.duplicate),
+                lost_upstream=self.loss.lost if self.loss else 0,
+            )
+            if ledger.msg_count_mismatch:
+                fields["msg_count_header"] = ledger.msg_count_header
+        return fields
+
+
+class Telemetry:
+    """Where a :class:`BatchReport` goes: the log, ``/health``'s counters, Prometheus, and
+    the last upstream loss (shared by the workers, for ``/health``'s warnings).
+
+    One per app (``DrainState.telemetry``); nothing module-level.
+    """
+
+    def __init__(self, counters: Counters, metrics: Metrics, losses: LossMemory) -> None:
+        self.counters = counters
+        self.metrics = metrics
+        self.losses = losses
+        self._log = batch_logger()
+
+    def count_refusal(self, refusal: str | None) -> None:
+        """Count a request refused for a :class:`Refusal` (POST /logs, or a scrape of
+        /metrics over plain HTTP); None counts nothing."""
+        if refusal == Refusal.TOO_MANY_FRAMES:
+            self.counters.too_many_frames += 1
+        elif refusal == Refusal.INSECURE:
+            self.counters.insecure_refused += 1
+
+    def record(self, report: BatchReport) -> None:
+        """Emit everything ``report`` says, once (see the module docstring)."""
+        counters, metrics = self.counters, self.metrics
+        status = report.status
+        counters.requests_by_status[status] += 1
+        metrics.requests.labels(str(status)).inc()
+        self.count_refusal(report.refusal)
+        if report.msg_count_invalid:
+            counters.msg_count_invalid += 1
+        if report.ledger is not None:
+            counters.record_decoded(report.ledger)
+            metrics.record_decoded(report.ledger)
+            if report.result is not None:
+                counters.record_written(report.ledger, report.result)
+                metrics.record_written(report.ledger, report.result)
+        loss = report.loss
+        if loss is not None and loss.lost and report.received_at is not None:
+            metrics.record_loss(report.drain_token, loss)
+            self.losses.remember(loss_warning(report.drain_token, loss, report.received_at))
+        fields = report.log_fields()
+        if status < 400:
+            self._log.info("batch", **fields)
+        else:
+            self._log.warning("batch", **fields)

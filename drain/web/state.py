@@ -1,0 +1,57 @@
+"""What one app instance holds: its configuration, telemetry, pool and writer (pure data).
+
+Built by :func:`drain.web.app.create_app` and kept in ``app.state.drain``; the handlers
+receive it as an argument. Nothing module-level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from drain.decode.limits import DecodeLimits
+from drain.settings import Settings
+from drain.store.writer import Writer, WriterConfig
+from drain.web.config import WebConfig
+from drain.web.health import Counters
+from drain.web.metrics import Metrics
+from drain.web.report import Telemetry
+
+__all__ = ["DrainState"]
+
+
+@dataclass(slots=True)
+class DrainState:
+    """Everything one app instance holds (``app.state.drain``); built by :func:`create_app`.
+
+    ``pool`` and ``writer`` are set by the lifespan and are None outside it.
+    """
+
+    settings: Settings
+    config: WebConfig
+    clock: Callable[[], datetime]
+    limits: DecodeLimits
+    writer_config: WriterConfig
+    telemetry: Telemetry
+    rollup_names: list[str]
+    pool: asyncpg.Pool | None = None
+    writer: Writer | None = None
+    insecure_warned_at: float | None = None
+    #: POSTs admitted whose body is being read or decoded (not yet queued), and the mean
+    #: rows per decoded body: under overload the rows they carry join the write queue next
+    #: (Writer.check_room), so a burst is refused before the event loop is swamped
+    bodies_in_progress: int = 0
+    rows_per_body: float = 0.0
+
+    @property
+    def counters(self) -> Counters:
+        """This process's ``/health`` counters."""
+        return self.telemetry.counters
+
+    @property
+    def metrics(self) -> Metrics:
+        """This app's Prometheus metrics."""
+        return self.telemetry.metrics
