@@ -49,7 +49,7 @@ from tests.heroku import (
 from tests.served import event_line, frame, free_port, logplex_headers
 
 ROOT = Path(__file__).resolve().parent.parent
-#: seconds for the whole `uv sync` (a cold cache downloads ~90 MB of wheels)
+#: seconds for the whole `uv sync` (a cold uv cache fills with ~130 MB from the package index)
 BUILD_TIMEOUT_S = 600
 #: seconds the release command and the web start may take
 RUN_TIMEOUT_S = 60
