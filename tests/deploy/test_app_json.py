@@ -16,9 +16,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from drain.settings import unknown_drain_variables
-from tests.heroku import app_json_config_vars, procfile
+from tests.support.heroku import app_json_config_vars, procfile
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 APP_JSON = json.loads((ROOT / "app.json").read_text())
 SCHEMA = json.loads((ROOT / "tests" / "data" / "app-json.schema.json").read_text())
 PROCESSES = procfile((ROOT / "Procfile").read_text())

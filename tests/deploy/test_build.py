@@ -35,7 +35,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from uv import find_uv_bin
 
-from tests.heroku import (
+from tests.support.heroku import (
     BUILDPACK_UV_VERSION,
     PYTHON_HOME,
     UV_SYNC_ARGS,
@@ -46,9 +46,9 @@ from tests.heroku import (
     procfile,
     uv_build_env,
 )
-from tests.served import event_line, frame, free_port, logplex_headers
+from tests.support.served import event_line, frame, free_port, logplex_headers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 #: seconds for the whole `uv sync` (a cold uv cache fills with ~130 MB from the package index)
 BUILD_TIMEOUT_S = 600
 #: seconds the release command and the web start may take

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 FILES = ("pyproject.toml", "uv.lock", ".python-version")
 #: a distribution that is nowhere in the lockfile (asserted below)
 ABSENT = "rich"
