@@ -36,7 +36,7 @@ Scenarios (each on a fresh database, each ends with the acknowledged-vs-stored c
 The check, per scenario: for every frame id, rows in ``raw_events`` vs events in the body.
 *acknowledged-but-missing* = events of 2xx-answered batches not stored; *duplicated* = rows
 beyond a batch's events (a batch whose last attempt timed out may be stored, once).
-The last line is the summary the README quotes. Exit code 0 when every check passed.
+The last line is the summary bench/README.md records. Exit code 0 when every check passed.
 """
 
 from __future__ import annotations
@@ -830,7 +830,7 @@ def _public(o: Outcome) -> Outcome:
 
 
 def summary(outcomes: Sequence[Outcome], wall_s: float) -> str:
-    """The one-line summary (the README's Guarantees section quotes it)."""
+    """The one-line summary (bench/README.md records it, section Reliability)."""
     soak = next((o for o in outcomes if o.name == "soak"), None)
     rate = float(soak.figures.get("_rate", 0.0)) if soak else 0.0
     secs = float(soak.figures.get("_seconds", 0.0)) if soak else 0.0

@@ -1,6 +1,6 @@
 """Start and stop ``drain serve`` (and ``drain migrate``) as subprocesses for the benchmark.
 
-The service is configured the way the README tells an operator to: environment variables
+The service is configured the way docs/settings.md tells an operator to: environment variables
 (``DATABASE_URL``, ``PORT``, ``DRAIN_HOST``, ``WEB_CONCURRENCY``, ``DRAIN_ALLOW_ANONYMOUS``).
 It listens on 127.0.0.1 only. It is stopped by SIGTERM to the PID this module started
 (uvicorn then stops its workers and the writer flushes); after a grace period the

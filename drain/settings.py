@@ -31,11 +31,14 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import annotated_types
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drain.errors import SettingsError
@@ -47,7 +50,16 @@ if TYPE_CHECKING:
     from drain.store.writer import WriterConfig
     from drain.web.config import WebConfig
 
-__all__ = ["HEROKU_SHUTDOWN_S", "Settings", "SettingsError", "unknown_drain_variables"]
+__all__ = [
+    "HEROKU_SHUTDOWN_S",
+    "REFERENCE_BEGIN",
+    "REFERENCE_END",
+    "Settings",
+    "SettingsError",
+    "reference_markdown",
+    "splice_reference",
+    "unknown_drain_variables",
+]
 
 MiB = 2**20
 
@@ -67,8 +79,10 @@ HEROKU_SHUTDOWN_S = 30
 class Settings(BaseSettings):
     """Every setting of the drain, one field per environment variable (upper-case name).
 
-    See the module docstring for precedence. Units are in the names and descriptions:
-    bytes, seconds (``_s``), counts (``_events``).
+    See the module docstring for precedence. Every field has a ``description`` and a
+    ``json_schema_extra={"unit": ...}`` (bytes, seconds, rows, ...), and, when the default is
+    worked out at run time, a ``"default_text"`` saying how: :func:`reference_markdown`
+    renders them as the settings reference (docs/settings.md).
     """
 
     model_config = SettingsConfigDict(
@@ -82,65 +96,100 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None,
         description=(
-            "PostgreSQL URL (postgres:// or postgresql://, ?sslmode=require as Heroku Postgres "
-            "sets it). Unset: `drain serve` starts an embedded PostgreSQL in DRAIN_DATA_DIR."
+            "PostgreSQL to write to (`postgres://` or `postgresql://`; `?sslmode=require` = TLS "
+            "without certificate verification, as Heroku Postgres needs). Unset: `drain serve`, "
+            "`drain migrate` and the other commands use an embedded PostgreSQL in "
+            "`DRAIN_DATA_DIR`."
         ),
+        json_schema_extra={"unit": "URL"},
     )
-    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="Port to listen on (Heroku sets it); `drain serve --port` overrides it.",
+        json_schema_extra={"unit": "TCP port"},
+    )
     drain_host: str | None = Field(
         default=None,
         description=(
-            "Interface to bind. Default: 127.0.0.1 when DATABASE_URL is unset (a local drain), "
-            "0.0.0.0 when it is set (Heroku routes to $PORT on all interfaces)."
+            "Interface to bind: 127.0.0.1 for a local drain; 0.0.0.0 for a deployed one (Heroku "
+            "routes to `$PORT` on all interfaces); `drain serve --host` overrides it."
         ),
+        json_schema_extra={
+            "unit": "address",
+            "default_text": "`127.0.0.1` without `DATABASE_URL`, `0.0.0.0` with it",
+        },
     )
     drain_username: str | None = Field(
-        default=None, description="HTTP Basic user name that POST /logs requires."
+        default=None,
+        description="HTTP Basic user name that `POST /logs` requires (no `:`).",
+        json_schema_extra={"unit": "text"},
     )
     drain_password: SecretStr | None = Field(
-        default=None, description="HTTP Basic password that POST /logs requires."
+        default=None,
+        description=(
+            "HTTP Basic password that `POST /logs` requires. Set both `DRAIN_USERNAME` and "
+            "`DRAIN_PASSWORD`, or neither."
+        ),
+        json_schema_extra={"unit": "secret"},
     )
     drain_allow_anonymous: bool = Field(
         default=False,
         description=(
-            "Allow a deployed drain (DATABASE_URL set) to run without DRAIN_USERNAME and "
-            "DRAIN_PASSWORD. Without it such a drain refuses to start."
+            "Let a deployed drain (`DATABASE_URL` set), or one bound beyond loopback, run "
+            "without `DRAIN_USERNAME` and `DRAIN_PASSWORD`; without it such a drain refuses to "
+            "start."
         ),
+        json_schema_extra={"unit": "bool"},
     )
     drain_tokens: str | None = Field(
         default=None,
         description=(
-            "Comma-separated allow-list of Logplex drain tokens (d.<uuid>). When set, a POST "
-            "whose Logplex-Drain-Token is missing or not listed gets 403."
+            "Allow-list of Logplex drain tokens (`d.<uuid>`; anything else is refused at "
+            "start-up). When set, a POST whose `Logplex-Drain-Token` is missing or not listed "
+            "gets 403 and the log line names it. log-shuttle sends no token: leave it unset "
+            "for log-shuttle."
         ),
+        json_schema_extra={"unit": "comma-separated list", "default_text": "unset (any token)"},
     )
     drain_max_body_bytes: int = Field(
         default=8 * MiB,
         ge=1024,
-        description="Largest request body accepted, in bytes, after gzip decoding; over it: 413.",
+        description=(
+            "Largest request body, after gzip decoding; over it: 413. Logplex sends ~100 KiB, "
+            "log-shuttle up to ~5 MB."
+        ),
+        json_schema_extra={"unit": "bytes"},
     )
     drain_max_frame_bytes: int = Field(
         default=65536,
         ge=64,
-        description="Largest syslog frame, in bytes; longer frames are quarantined frame_too_long.",
+        description="Largest syslog frame; longer frames are quarantined `frame_too_long`.",
+        json_schema_extra={"unit": "bytes"},
     )
     drain_max_frames_per_body: int = Field(
         default=20_000,
         ge=1,
         description=(
-            "Most syslog frames in one body; more: 413 (a body of tiny frames costs ~7 us "
-            "of CPU per frame). Logplex sends ~2,000 at most, log-shuttle 500 by default."
+            "Most syslog frames in one body; more: 413, counted as `too_many_frames` in "
+            "`/health`. Decoding costs CPU per frame whatever the frame holds, so this bounds "
+            "the CPU one body of tiny frames can take. Logplex sends ~2,000 frames at most, "
+            "log-shuttle 500 by default (`-batch-size`)."
         ),
+        json_schema_extra={"unit": "frames"},
     )
     drain_body_timeout_s: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds allowed to receive a whole request body; slower: 503 + Retry-After.",
+        description="Time allowed to receive a whole request body; slower: 503 + `Retry-After`.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_max_quarantine_raw_bytes: int = Field(
         default=65536,
         ge=1024,
         description="Bytes of a quarantined line kept in quarantine.raw; the rest is cut off.",
+        json_schema_extra={"unit": "bytes"},
     )
     drain_max_id_header_bytes: int = Field(
         default=200,
@@ -150,6 +199,7 @@ class Settings(BaseSettings):
             "Longest Logplex-Frame-Id, X-Request-Id or Logplex-Drain-Token accepted, in bytes; "
             "longer: 400."
         ),
+        json_schema_extra={"unit": "bytes"},
     )
     drain_write_wait_s: float = Field(
         default=10.0,
@@ -158,12 +208,14 @@ class Settings(BaseSettings):
             "Seconds a POST waits for its batch to commit before answering 503 (the batch may "
             "still commit: the retry is then a duplicate). Below DRAIN_SHUTDOWN_REQUESTS_S."
         ),
+        json_schema_extra={"unit": "seconds"},
     )
     drain_retry_after_s: int = Field(
         default=5,
         ge=1,
         le=300,
         description="Retry-After (s) of a 503 for an unreachable database or a closing writer.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_decode_in_thread_bytes: int = Field(
         default=256 * 1024,
@@ -172,11 +224,13 @@ class Settings(BaseSettings):
             "Bodies at least this large (bytes) are decoded in a worker thread, so the event "
             "loop keeps answering meanwhile; Logplex's ~100 KiB batches stay on the loop."
         ),
+        json_schema_extra={"unit": "bytes"},
     )
     drain_health_probe_timeout_s: float = Field(
         default=2.0,
         gt=0,
         description="Bound (s) on each database probe of GET /health and GET /metrics.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_shutdown_requests_s: int = Field(
         default=12,
@@ -185,16 +239,19 @@ class Settings(BaseSettings):
             "On SIGTERM, seconds uvicorn waits for requests in flight. With "
             "DRAIN_SHUTDOWN_WRITER_S and DRAIN_SHUTDOWN_POOL_S at most 30 (Heroku's SIGKILL)."
         ),
+        json_schema_extra={"unit": "seconds"},
     )
     drain_shutdown_writer_s: float = Field(
         default=8.0,
         gt=0,
         description="On SIGTERM, seconds the writer may take to commit what it queued.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_shutdown_pool_s: float = Field(
         default=4.0,
         gt=0,
         description="On SIGTERM, seconds the pool may take to close (then it is terminated).",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_db_command_timeout_s: float = Field(
         default=30.0,
@@ -203,123 +260,182 @@ class Settings(BaseSettings):
             "Bound (s) on one attempt to write a group: connection, partitions, COPY, COMMIT; "
             "past it the group's POSTs get 503."
         ),
+        json_schema_extra={"unit": "seconds"},
     )
     drain_require_https: bool | None = Field(
         default=None,
         description=(
-            "Refuse (503) a POST whose X-Forwarded-Proto is http (sent through Heroku's router "
-            "to an http:// drain URL, credentials in clear). Default: on when DATABASE_URL is set."
+            "Refuse (503) a POST whose `X-Forwarded-Proto` is `http`: Heroku's router received "
+            "it over plain HTTP (an `http://` drain URL, credentials in clear). Requests "
+            "without the header are not affected."
         ),
+        json_schema_extra={"unit": "bool", "default_text": "on when `DATABASE_URL` is set"},
     )
     drain_flush_max_events: int = Field(
-        default=5000, ge=1, description="Group commit: flush when this many events are queued."
+        default=5000,
+        ge=1,
+        description="Group commit: flush when this many rows are queued.",
+        json_schema_extra={"unit": "rows"},
     )
     drain_flush_max_delay_s: float = Field(
         default=0.05,
         gt=0,
-        description="Group commit: flush when the oldest queued batch has waited this long (s).",
+        description="Group commit: flush when the oldest queued batch has waited this long.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_writer_flushers: int = Field(
         default=2,
         ge=1,
         le=8,
-        description="Group commit: groups written at once (each on its own connection).",
+        description=(
+            "Group commit: groups written at once, each on its own connection (the next "
+            "group's COPY while the previous one commits)."
+        ),
+        json_schema_extra={"unit": "count"},
     )
     drain_queue_max_events: int = Field(
         default=200_000,
         ge=1,
-        description="Write queue bound in events; past it POST /logs answers 503 + Retry-After.",
+        description=(
+            "Write-queue bound for the whole `drain serve`; each of the `WEB_CONCURRENCY` "
+            "workers gets its share (100000 each with 2 workers). Past it: 503 + `Retry-After`."
+        ),
+        json_schema_extra={"unit": "rows"},
     )
     drain_queue_max_wait_s: float = Field(
         default=1.0,
         gt=0,
         description=(
-            "Write queue bound in seconds of work (queued events / measured commit rate); "
-            "past it POST /logs answers 503 + Retry-After."
+            "Write-queue bound in time: past this much work (queued events, plus those of "
+            "bodies being read and decoded, over the measured commit rate): 503 + "
+            "`Retry-After`."
         ),
+        json_schema_extra={"unit": "seconds"},
     )
     drain_queue_max_bytes: int = Field(
         default=64 * MiB,
         ge=1024,
-        description="Write queue bound in bytes; past it POST /logs answers 503 + Retry-After.",
+        description=(
+            "Write-queue bound for the whole `drain serve`, divided among the "
+            "`WEB_CONCURRENCY` workers like `DRAIN_QUEUE_MAX_EVENTS`; past it: 503 + "
+            "`Retry-After`."
+        ),
+        json_schema_extra={"unit": "bytes"},
     )
     drain_accept_past_s: float = Field(
         default=7 * 86400.0,
         ge=0,
-        description="Events older than now minus this (s) are quarantined out_of_window.",
+        description="Events older than now minus this are quarantined `out_of_window`.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_accept_future_s: float = Field(
         default=3600.0,
         ge=0,
-        description="Events newer than now plus this (s) are quarantined out_of_window.",
+        description="Events newer than now plus this are quarantined `out_of_window`.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_db_pool_size: int = Field(
-        default=5, ge=1, le=100, description="Most PostgreSQL connections per worker process."
+        default=5,
+        ge=1,
+        le=100,
+        description=(
+            "Most PostgreSQL connections per worker process (fewer when the connection budget "
+            "is smaller: docs/operations.md, Connection budget)."
+        ),
+        json_schema_extra={"unit": "connections"},
     )
     drain_data_dir: Path | None = Field(
         default=None,
         description=(
-            "Data directory of the embedded PostgreSQL (used only when DATABASE_URL is unset). "
-            "Default: the per-user data directory, drain.store.embedded.default_data_dir()."
+            "Data directory of the embedded PostgreSQL (used only when `DATABASE_URL` is "
+            "unset); kept across runs."
         ),
+        json_schema_extra={
+            "unit": "path",
+            "default_text": (
+                "`drain/pgdata` in the per-user data directory (`~/.local/share/drain/pgdata` "
+                "on Linux)"
+            ),
+        },
     )
     # ---- operations (drain.web.metrics, drain.store.lifecycle, drain.store.budget)
     drain_metrics: bool = Field(
         default=True,
         description=(
-            "Serve GET /metrics (Prometheus text format), behind the same HTTP Basic "
-            "credentials as POST /logs. false: /metrics answers 404."
+            "Serve `GET /metrics` (Prometheus text format), behind the same HTTP Basic "
+            "credentials as `POST /logs`; `false`: `/metrics` answers 404."
         ),
+        json_schema_extra={"unit": "bool"},
     )
     drain_partitions_ahead_days: int = Field(
         default=2,
         ge=0,
         le=60,
-        description="Daily partitions kept made ahead of today (days); /health warns when fewer.",
+        description=(
+            "Daily partitions made ahead of today, at start and by maintenance; `/health` "
+            "warns when fewer exist."
+        ),
+        json_schema_extra={"unit": "days"},
     )
     drain_retention_days: int = Field(
         default=30,
         ge=0,
         le=36500,
         description=(
-            "Days of raw_events partitions (by event day), received_batches and quarantine "
-            "rows (by received_at) kept; older ones are detached and dropped by maintenance. "
-            "0 keeps everything."
+            "Partitions of `raw_events` whose day is older (and outside `DRAIN_ACCEPT_PAST_S`) "
+            "are detached and dropped by maintenance; `received_batches` and `quarantine` rows "
+            "received earlier are deleted. `0` keeps everything."
         ),
+        json_schema_extra={"unit": "days"},
     )
     drain_maintenance_interval_s: float = Field(
         default=3600.0,
         ge=10,
-        description="Seconds between partition maintenance runs of `drain clock`.",
+        description="How often `drain clock` runs partition maintenance.",
+        json_schema_extra={"unit": "seconds"},
     )
     drain_db_max_connections: int | None = Field(
         default=None,
         ge=1,
         description=(
-            "Connections the database allows this role; unset: read from the server "
-            "(max_connections minus superuser_reserved_connections, and the role's limit)."
+            "Connections the database allows this role, budgeted between the web workers' "
+            "pools. With several web dynos: the limit divided by the dynos."
         ),
+        json_schema_extra={
+            "unit": "connections",
+            "default_text": (
+                "unset: asked from the server (`max_connections` minus "
+                "`superuser_reserved_connections`, capped by the role's own limit)"
+            ),
+        },
     )
     drain_db_reserved_connections: int = Field(
         default=5,
         ge=0,
         description=(
-            "Connections left out of the web pools' budget: the clock's pool (3), the release "
-            "phase's `drain migrate` (1) and one `heroku pg:psql` (1)."
+            "Connections left out of the web pools' budget: `drain clock`'s pool (3), the "
+            "release phase's `drain migrate` (1) and one `heroku pg:psql` (1)."
         ),
+        json_schema_extra={"unit": "connections"},
     )
     database_connection_pool_url: SecretStr | None = Field(
         default=None,
         description=(
             "Heroku's connection pooler (PgBouncer, transaction mode). When set, the web "
-            "pools connect through it; migrations and maintenance keep DATABASE_URL."
+            "workers' pools connect through it; `drain migrate`, `drain clock` and "
+            "`drain partitions` keep `DATABASE_URL` (they hold session advisory locks)."
         ),
+        json_schema_extra={"unit": "URL"},
     )
     web_concurrency: int = Field(
         default=1,
         ge=1,
         le=64,
-        description="uvicorn worker processes (Heroku sets WEB_CONCURRENCY).",
+        description=(
+            "uvicorn worker processes, each with its own pool and writer (Heroku sets "
+            "`WEB_CONCURRENCY`); `drain serve --workers` overrides it."
+        ),
+        json_schema_extra={"unit": "processes"},
     )
 
     @field_validator("drain_username")
@@ -597,3 +713,118 @@ def describe_validation_error(error: ValidationError) -> str:
         else:
             lines.append(message)
     return "invalid settings: " + "; ".join(lines)
+
+
+# ----------------------------------------------------------------- the settings reference
+
+#: the lines around the generated table in docs/settings.md (:func:`splice_reference`)
+REFERENCE_BEGIN = "<!-- generated by `python -m drain.settings` from drain/settings.py -->"
+REFERENCE_END = "<!-- end of the generated table -->"
+
+
+def reference_markdown() -> str:
+    """The settings reference: a Markdown table with one row per :class:`Settings` field.
+
+    Rows in declaration order; columns: variable (the field name in upper case), unit (the
+    field's ``json_schema_extra["unit"]``), default (its ``"default_text"``, else the
+    default value: ``unset`` for None, ``true``/``false``, numbers with MiB or days spelled
+    out), allowed (the field's bounds, from its ``ge``/``gt``/``le``/``lt`` constraints),
+    meaning (its ``description``). Ends with a newline. Pure: no I/O.
+
+    Raises:
+        ValueError: a field has no description or no unit (the message names the variable).
+    """
+    lines = [
+        "| variable | unit | default | allowed | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        unit = extra.get("unit")
+        if not field.description or not isinstance(unit, str) or not unit:
+            raise ValueError(
+                f"{name.upper()}: every setting needs a description and "
+                'json_schema_extra={"unit": ...} for the settings reference'
+            )
+        default_text = extra.get("default_text")
+        default = default_text if isinstance(default_text, str) else _default_text(field, unit)
+        cells = [f"`{name.upper()}`", unit, default, _allowed_text(field), field.description]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def splice_reference(page: str) -> str:
+    """``page`` (the text of docs/settings.md) with the lines between :data:`REFERENCE_BEGIN`
+    and :data:`REFERENCE_END` replaced by :func:`reference_markdown`. Pure.
+
+    Raises:
+        ValueError: either marker is missing, or the end marker comes first.
+    """
+    begin, end = page.find(REFERENCE_BEGIN), page.find(REFERENCE_END)
+    if begin < 0 or end < begin:
+        raise ValueError(
+            f"the page needs the line {REFERENCE_BEGIN!r} and, after it, {REFERENCE_END!r}"
+        )
+    head = page[: begin + len(REFERENCE_BEGIN)]
+    return head + "\n" + reference_markdown() + page[end:]
+
+
+def _default_text(field: FieldInfo, unit: str) -> str:
+    value = field.default
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = f"`{value}`"
+    if isinstance(value, int) and value > 0:
+        if unit == "bytes" and value % MiB == 0:
+            text += f" ({value // MiB} MiB)"
+        elif unit == "bytes" and value % 1024 == 0:
+            text += f" ({value // 1024} KiB)"
+        elif unit == "seconds" and value % 86400 == 0:
+            text += f" ({_plural(value // 86400, 'day')})"
+        elif unit == "seconds" and value % 3600 == 0:
+            text += f" ({_plural(value // 3600, 'hour')})"
+    return text
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _allowed_text(field: FieldInfo) -> str:
+    if field.annotation in (bool, bool | None):
+        return "`true`, `false`"
+    ge = gt = le = lt = None
+    for constraint in field.metadata:
+        if isinstance(constraint, annotated_types.Ge):
+            ge = constraint.ge
+        elif isinstance(constraint, annotated_types.Gt):
+            gt = constraint.gt
+        elif isinstance(constraint, annotated_types.Le):
+            le = constraint.le
+        elif isinstance(constraint, annotated_types.Lt):
+            lt = constraint.lt
+    if ge is not None and le is not None:
+        return f"{ge} to {le}"
+    bounds = (("≥", ge), (">", gt), ("≤", le), ("<", lt))
+    return ", ".join(f"{sign} {bound}" for sign, bound in bounds if bound is not None) or "-"
+
+
+def _main(argv: Sequence[str]) -> int:
+    """``python -m drain.settings [PAGE]``: regenerate the table in PAGE (docs/settings.md)."""
+    path = Path(argv[0] if argv else "docs/settings.md")
+    old = path.read_text(encoding="utf-8")
+    new = splice_reference(old)
+    if new == old:
+        print(f"{path}: up to date")
+    else:
+        path.write_text(new, encoding="utf-8")
+        print(f"{path}: settings reference regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

@@ -1,34 +1,52 @@
-"""The README's commands, as written: the quick start lines, and its curl examples run through
-bash against a started `drain serve` (only the port is changed to the test's free port)."""
+"""The README's commands, as written: the quick start lines, its curl examples run through bash
+against a started `drain serve` (only the port is changed to the test's free port), its psql
+command against the embedded PostgreSQL of `drain serve`, and its SQL; and the examples of
+docs/settings.md and docs/rollups.md against the code they describe."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.support.served import clean_env, drain_command, serving
+from tests.support.served import clean_env, drain_command, serving, start_drain
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
-MARKER = "<!-- readme-test: curl -->"
+DOCS = ROOT / "docs"
+#: the URL in the README's psql block, replaced by the test's
+PSQL_EXAMPLE_URL = "'postgresql://postgres:@/drain?host=/home/you/.local/share/drain/pgdata'"
+
+
+def marked_blocks(kind: str) -> list[str]:
+    """The ```bash blocks that follow a ``<!-- readme-test: KIND -->`` marker."""
+    pattern = re.escape(f"<!-- readme-test: {kind} -->") + r"\s*```bash\n(.*?)```"
+    return re.findall(pattern, README, flags=re.DOTALL)
 
 
 def curl_blocks() -> list[str]:
     """The ```bash blocks that follow a ``<!-- readme-test: curl -->`` marker."""
-    pattern = re.escape(MARKER) + r"\s*```bash\n(.*?)```"
-    return re.findall(pattern, README, flags=re.DOTALL)
+    return marked_blocks("curl")
+
+
+def readme_sql() -> str:
+    """The ```sql block of the README's "Looking at the data" section."""
+    section = README[README.index("## Looking at the data") :]
+    return str(re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)[0])
 
 
 def test_quick_start_has_the_two_commands() -> None:
     assert "```bash\npip install . && drain serve\n```" in README
     assert "```bash\npip install -e '.[dev]' && pytest\n```" in README
-    assert "<!-- event rules table: parser helper -->" in README or "## Event rules" in README
+    # the first screen: what it is, the quick start, and where the data is
+    assert README.index("## Looking at the data") < README.index("## Point Heroku at it")
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -65,17 +83,24 @@ def test_readme_curl_examples_run_as_written(database_url: str, tmp_path: Path) 
 
 
 async def run_readme_queries(url: str) -> None:
-    """Every statement of the README's ```sql block runs on the migrated, filled database."""
-    section = README[README.index("## Looking at the data") :]
-    block = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)[0]
-    statements = [s.strip() for s in block.split(";") if _code(s).strip()]
+    """Every statement of the README's ```sql block runs on the migrated, filled database;
+    the signup query finds the curl example's event, the partitions come oldest day first."""
+    statements = [s.strip() for s in readme_sql().split(";") if _code(s).strip()]
     assert len(statements) >= 6
     conn = await asyncpg.connect(url)
     try:
+        # an event three days old made its partition after today's and the days ahead: a
+        # query ordered by oid (creation) would list it last
+        await conn.execute("SELECT drain_ensure_partition(current_date - 3)")
         for statement in statements:
             await conn.fetch(_code(statement))
         signups = await conn.fetch(statements[2])
         assert [r["user_id"] for r in signups] == ["42"]
+        partitions = await conn.fetch(next(s for s in statements if "pg_inherits" in s))
+        days = [r["day"] for r in partitions]
+        assert len(days) >= 4
+        assert days == sorted(days)
+        assert days[0] == await conn.fetchval("SELECT current_date - 3")
     finally:
         await conn.close()
 
@@ -85,20 +110,58 @@ def _code(sql: str) -> str:
     return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
 
 
-def test_every_setting_is_in_the_readme_table() -> None:
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_readme_psql_is_the_embedded_servers_version(tmp_path: Path) -> None:
+    """The README's psql command, with the URL `drain serve` prints for its embedded
+    PostgreSQL: psql and server have the same major version, and the README's SQL runs
+    through it with ON_ERROR_STOP."""
+    (block,) = marked_blocks("psql")
+    assert PSQL_EXAMPLE_URL in block
+    env = clean_env(DRAIN_DATA_DIR=str(tmp_path / "pgdata"))
+    server = start_drain(tmp_path, env)
+    try:
+        printed = re.search(r"^database \(psql\): (\S+)$", server.stdout_path.read_text(), re.M)
+        assert printed is not None, server.output()
+        rc = tmp_path / "psqlrc"
+        rc.write_text("\\set ON_ERROR_STOP on\n")
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.replace(PSQL_EXAMPLE_URL, f"'{printed[1]}'")],
+            input="\\echo versions :VERSION_NUM :SERVER_VERSION_NUM\n" + readme_sql(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **env,
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+                "PSQLRC": str(rc),
+            },
+        )
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()
+    assert result.returncode == 0, result.stderr
+    assert "ERROR" not in result.stderr, result.stderr
+    client, server_version = re.findall(r"^versions (\d+) (\d+)$", result.stdout, re.M)[0]
+    assert int(client) // 10000 == int(server_version) // 10000 >= 18, result.stdout
+    assert "example.signup" not in result.stdout  # a fresh database: nothing posted yet
+    assert "raw_events_p" in result.stdout  # the partitions query listed today's
+
+
+def test_every_setting_is_in_the_settings_table() -> None:
     from drain.settings import Settings
 
     rows = {
         line.split("|")[1].strip().strip("`")
-        for line in README.splitlines()
+        for line in (DOCS / "settings.md").read_text().splitlines()
         if line.startswith("| `")
     }
     assert {name.upper() for name in Settings.model_fields} <= rows
 
 
-def test_readme_rollup_example_is_the_shipped_file() -> None:
-    """Every line of the README's payment_history.sql stands in sql/rollups, in order."""
-    section = README[README.index("### How the seed's hourly query maps onto it") :]
+def test_rollup_example_is_the_shipped_file() -> None:
+    """Every line of docs/rollups.md's payment_history.sql stands in sql/rollups, in order."""
+    rollups = (DOCS / "rollups.md").read_text()
+    section = rollups[rollups.index("## How the seed's hourly query maps onto it") :]
     blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
     block = next(b for b in blocks if "@query" in b)
     shipped = (ROOT / "sql" / "rollups" / "payment_history.sql").read_text().splitlines()
