@@ -47,7 +47,7 @@ async def _expired(pool: asyncpg.Pool, count: int, rows: int, first: int) -> Non
     today = datetime.now(UTC).date()
     days = [today - timedelta(days=first + n) for n in range(count)]
     async with pool.acquire() as conn:
-        await ensure_partitions(conn, days)
+        await ensure_partitions(conn, "raw_events", days)
         for day in days:
             at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
             await conn.execute(
@@ -68,7 +68,9 @@ async def _write_until(writer: Writer, done: asyncio.Event, latencies: list[floa
             EventRow(now, "bench.live", f'{{"n": {n}, "i": {i}}}', 1, 6, "h", "app", "web.1")
             for i in range(100)
         ]
-        batch = PendingBatch("", f"m-{uuid.uuid4().hex}", now, events, [], 100 * 200)
+        batch = PendingBatch(
+            "", f"m-{uuid.uuid4().hex}", now, {"raw_events": events}, [], 100 * 200
+        )
         started = time.perf_counter()
         await writer.submit(batch)
         latencies.append(time.perf_counter() - started)

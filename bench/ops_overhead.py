@@ -28,10 +28,11 @@ from collections.abc import Sequence
 
 
 def _measure(batches: int) -> str:
+    from drain.web.operations import BatchNote
+
     from drain.logs import batch_logger, configure_logging
     from drain.records import Ledger, WriteResult
     from drain.web.metrics import Metrics
-    from drain.web.operations import BatchNote
 
     metrics = Metrics.create()
     ledger = Ledger(
@@ -43,7 +44,7 @@ def _measure(batches: int) -> str:
         quarantined_by_reason={"invalid_json": 2},
         not_events_by_kind={"untagged": 8},
     )
-    result = WriteResult(duplicate=False, events_stored=90, quarantined=2)
+    result = WriteResult(duplicate=False, stored={"raw_events": 90, "quarantine": 2})
     started = time.perf_counter()
     for _ in range(batches):
         metrics.record_decoded(ledger)

@@ -335,7 +335,7 @@ async def phase_writer(
                     drain_token="d.bench",
                     frame_id=f"{prefix}{k:010d}",
                     received_at=now,
-                    events=list(b.events),
+                    rows={"raw_events": list(b.events)},
                     quarantined=[],
                     size_bytes=len(b.body),
                 )

@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 __all__ = [
+    "QUARANTINE",
+    "RAW_EVENTS",
     "DecodedBatch",
     "EventRow",
     "Ledger",
@@ -26,6 +28,7 @@ __all__ = [
     "PendingBatch",
     "QuarantineReason",
     "QuarantineRow",
+    "Row",
     "WriteResult",
 ]
 
@@ -178,13 +181,39 @@ class Ledger:
         return self.msg_count_header is not None and self.msg_count_header != self.frames
 
 
+#: a decoded row for a data table (drain.store.tables), in the table's row-column order
+Row = tuple[object, ...]
+
+#: the data table of :class:`EventRow` rows
+RAW_EVENTS = "raw_events"
+#: the table of :class:`QuarantineRow` rows (and of rows PostgreSQL refused)
+QUARANTINE = "quarantine"
+
+
 @dataclass(slots=True)
 class DecodedBatch:
-    """What the pure decoder made of one body: rows to store, rows to quarantine, counts."""
+    """What the pure decoder made of one body: rows to store, rows to quarantine, counts.
 
-    events: list[EventRow]
+    Fields:
+        rows: the rows for each data table (drain.store.tables), by table name, in body
+            order; ``rows["raw_events"]`` holds the :class:`EventRow` events.
+        quarantined: the quarantine rows, in body order.
+        ledger: the body's counts.
+    """
+
+    rows: dict[str, list[Row]]
     quarantined: list[QuarantineRow]
     ledger: Ledger
+
+    @property
+    def events(self) -> list[EventRow]:
+        """The ``raw_events`` rows."""
+        return self.rows.get(RAW_EVENTS, [])  # type: ignore[return-value]
+
+    @property
+    def row_count(self) -> int:
+        """Rows of every table, quarantine included."""
+        return sum(map(len, self.rows.values())) + len(self.quarantined)
 
 
 @dataclass(slots=True)
@@ -197,16 +226,26 @@ class PendingBatch:
             None. Logplex resends a failed POST with the same frame id, so
             (drain_token, frame_id) identifies a batch across retries.
         received_at: when the request arrived, UTC.
-        events / quarantined: from :class:`DecodedBatch`.
+        rows / quarantined: from :class:`DecodedBatch`.
         size_bytes: bytes this batch holds in memory (for the write queue's byte bound).
     """
 
     drain_token: str | None
     frame_id: str | None
     received_at: datetime
-    events: list[EventRow]
+    rows: dict[str, list[Row]]
     quarantined: list[QuarantineRow]
     size_bytes: int
+
+    @property
+    def events(self) -> list[EventRow]:
+        """The ``raw_events`` rows."""
+        return self.rows.get(RAW_EVENTS, [])  # type: ignore[return-value]
+
+    @property
+    def row_count(self) -> int:
+        """Rows of every table, quarantine included."""
+        return sum(map(len, self.rows.values())) + len(self.quarantined)
 
 
 @dataclass(slots=True, frozen=True)
@@ -215,13 +254,22 @@ class WriteResult:
 
     Fields:
         duplicate: (drain_token, frame_id) was already committed; nothing was added.
-        events_stored: rows added to ``raw_events``.
-        quarantined: rows added to ``quarantine`` (including REJECTED_BY_DATABASE ones).
-        rejected_by_database: events the parser accepted but PostgreSQL refused; they are
-            in ``quarantined`` too.
+        stored: rows added, by table: every data table and ``quarantine`` (whose count
+            includes the REJECTED_BY_DATABASE rows); empty for a duplicate.
+        rejected_by_database: rows the decoder accepted but PostgreSQL refused; they are
+            in ``stored["quarantine"]``.
     """
 
     duplicate: bool
-    events_stored: int
-    quarantined: int
+    stored: dict[str, int]
     rejected_by_database: int = 0
+
+    @property
+    def events_stored(self) -> int:
+        """Rows added to ``raw_events``."""
+        return self.stored.get(RAW_EVENTS, 0)
+
+    @property
+    def quarantined(self) -> int:
+        """Rows added to ``quarantine``."""
+        return self.stored.get(QUARANTINE, 0)

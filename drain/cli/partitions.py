@@ -25,6 +25,7 @@ import asyncpg
 from drain.cli.common import ready_database, run_with_pool
 from drain.settings import Settings
 from drain.store.lifecycle import RetentionPolicy, days_ahead, maintain, partition_table
+from drain.store.partitions import partition_name
 
 __all__ = ["format_bytes", "register"]
 
@@ -82,8 +83,8 @@ async def _list(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
 
 async def _maintain(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
     report = await maintain(pool, policy)
-    for day in report.created:
-        print(f"created   raw_events_p{day:%Y%m%d}")
+    for table, day in report.created:
+        print(f"created   {partition_name(table, day)}")
     for name in report.detached:
         how = "" if name not in report.blocking else " (without CONCURRENTLY)"
         print(f"detached  {name}{how}")

@@ -10,35 +10,27 @@ An input (:mod:`drain.inputs`) composes them; nothing here knows where the bytes
 """
 
 from drain.decode.events import RejectedEvent, TaggedEvent, parse_event
-from drain.decode.framing import Frame, encode_frames, frame_span, iter_frames
+from drain.decode.framing import Frame, encode_frames, iter_frames, split_frames
 from drain.decode.limits import DecodeLimits
 from drain.decode.loss import BatchLoss, batch_loss, is_loss_line, parse_lost_line
-from drain.decode.syslog import (
-    Header,
-    SyslogMessage,
-    parse_line,
-    parse_timestamp,
-    split_header,
-    split_msg,
-)
+from drain.decode.syslog import Line, SyslogMessage, parse_line, parse_timestamp, split_line
 
 __all__ = [
     "BatchLoss",
     "DecodeLimits",
     "Frame",
-    "Header",
+    "Line",
     "RejectedEvent",
     "SyslogMessage",
     "TaggedEvent",
     "batch_loss",
     "encode_frames",
-    "frame_span",
     "is_loss_line",
     "iter_frames",
     "parse_event",
     "parse_line",
     "parse_lost_line",
     "parse_timestamp",
-    "split_header",
-    "split_msg",
+    "split_frames",
+    "split_line",
 ]

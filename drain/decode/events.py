@@ -40,7 +40,7 @@ import orjson
 
 from drain.records import QuarantineReason
 
-__all__ = ["TAG_MAX", "RejectedEvent", "TaggedEvent", "parse_event"]
+__all__ = ["TAGGED", "TAG_MAX", "RejectedEvent", "TaggedEvent", "parse_event"]
 
 _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
@@ -48,6 +48,8 @@ _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 TAG_MAX = 128
 
 _BOM = b"\xef\xbb\xbf"
+#: how a tagged line starts (rule 0 of the module docstring): ``msg.startswith(TAGGED)``
+TAGGED = (b"@[", _BOM + b"@[")
 _TAG_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 #: A byte right after the separator space that would make it more than one space.
 _JSON_WS_BYTES = (b" ", b"\t", b"\r", b"\n")
@@ -100,7 +102,7 @@ def parse_event(
     """
     start = 0
     if msg[:2] != b"@[":
-        if msg[:5] != _BOM + b"@[":
+        if msg[:5] != TAGGED[1]:
             return None
         start = 3
     tag_start = start + 2
@@ -129,7 +131,8 @@ def parse_event(
         if tags is not None:
             tags[raw_tag] = tag
     body_start = close + 2
-    if msg[close + 1 : body_start] != b" " or msg[body_start : body_start + 1] in _JSON_WS_BYTES:
+    separator = msg[close + 1 : close + 3]  # the SP and the first byte of the JSON
+    if separator[:1] != b" " or separator[1:] in _JSON_WS_BYTES:
         return RejectedEvent(
             QuarantineReason.BAD_SEPARATOR,
             "expected exactly one space between ']' and the JSON",

@@ -12,10 +12,10 @@ split at its maximum line length). A real body::
 
     70 <174>1 2012-07-22T00:06:26+00:00 host erlang console - Hi from erlang\\n70 <174>1 ...
 
-:func:`frame_span` reads the frame that starts at one offset, with ``bytes.find`` and
-``int()`` on slices, never reading past the end; :func:`iter_frames` walks a body with it in
-linear time and stops with :class:`~drain.errors.FramingError` (carrying the byte offset
-and what was expected) at the first byte that cannot start a frame. Every
+:func:`split_frames` walks a body in linear time with ``bytes.find`` and ``int()`` on
+slices, never reading past the end, and stops with :class:`~drain.errors.FramingError`
+(carrying the byte offset and what was expected) at the first byte that cannot start a
+frame; :func:`iter_frames` yields the same frames as :class:`Frame` objects. Every
 frame before that point has been yielded. A frame longer than ``max_frame_bytes`` whose
 bytes are all present is still yielded (``too_long=True``) so the caller can report it
 and move on to the next frame.
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from drain.errors import FramingError
 
-__all__ = ["MAX_LENGTH_DIGITS", "Frame", "encode_frames", "frame_span", "iter_frames"]
+__all__ = ["MAX_LENGTH_DIGITS", "Frame", "encode_frames", "iter_frames", "split_frames"]
 
 #: MSG-LEN has at most this many digits (999,999,999 bytes, far above any body cap).
 MAX_LENGTH_DIGITS = 9
@@ -56,29 +56,49 @@ _EXPECTED_LENGTH = (
 )
 
 
-def frame_span(body: bytes, pos: int) -> tuple[int, int]:
-    """The SYSLOG-MSG of the frame whose MSG-LEN starts at ``pos``: ``(start, stop)``, so
-    that ``body[start:stop]`` is MSG-LEN bytes and the next frame starts at ``stop``.
+def split_frames(
+    body: bytes, *, limit: int | None = None
+) -> tuple[list[tuple[int, int, int]], FramingError | None]:
+    """Split ``body`` into its frames (RFC 6587 §3.4.1 octet counting), in one pass.
 
-    Looks at no more than 10 bytes before the slice; ``stop >= pos + 3``.
+    Args:
+        body: the whole (already decompressed) request body.
+        limit: stop after this many frames plus one (the caller refuses a body with more;
+            the extra one says where it starts); None: no bound.
 
-    Raises:
-        FramingError: at ``pos``: no ``MSG-LEN SP`` there (a stray space, a leading zero,
-            more than 9 digits, binary junk), or a MSG-LEN that runs past the end of
-            ``body`` (truncated frame).
+    Returns:
+        ``(frames, error)``: ``frames`` holds ``(offset, start, stop)`` for each complete
+        frame in order (its MSG-LEN at ``offset``, its SYSLOG-MSG ``body[start:stop]``, the
+        next frame at ``stop``); frames tile the body from byte 0. ``error`` is the
+        :class:`~drain.errors.FramingError` at the first thing that is not a frame (no
+        ``MSG-LEN SP`` there: a stray space, a leading zero, more than 9 digits, binary
+        junk; or a MSG-LEN that runs past the end: a truncated frame), or None when the
+        body ends exactly after a frame (or is empty).
+
+    Runs in time linear in ``len(body)``: each step advances by at least 3 bytes and looks
+    at no more than 10 bytes before slicing.
     """
-    sp = body.find(b" ", pos, pos + MAX_LENGTH_DIGITS + 1)
-    digits = body[pos:sp]
-    if sp < 0 or not digits.isdigit() or digits[0] not in _NONZERO:
-        raise FramingError(pos, _EXPECTED_LENGTH)
-    start = sp + 1
-    stop = start + int(digits)
-    if stop > len(body):
-        raise FramingError(
-            pos,
-            f"a frame of {stop - start} bytes (truncated frame: {len(body) - start} bytes remain)",
-        )
-    return start, stop
+    frames: list[tuple[int, int, int]] = []
+    append = frames.append
+    find = body.find
+    end = len(body)
+    pos = 0
+    most = -1 if limit is None else limit + 1
+    while pos < end and len(frames) != most:
+        sp = find(b" ", pos, pos + MAX_LENGTH_DIGITS + 1)
+        digits = body[pos:sp]
+        if sp < 0 or not digits.isdigit() or digits[0] not in _NONZERO:
+            return frames, FramingError(pos, _EXPECTED_LENGTH)
+        start = sp + 1
+        stop = start + int(digits)
+        if stop > end:
+            return frames, FramingError(
+                pos,
+                f"a frame of {stop - start} bytes (truncated frame: {end - start} bytes remain)",
+            )
+        append((pos, start, stop))
+        pos = stop
+    return frames, None
 
 
 def iter_frames(body: bytes, *, max_frame_bytes: int) -> Iterator[Frame]:
@@ -94,17 +114,14 @@ def iter_frames(body: bytes, *, max_frame_bytes: int) -> Iterator[Frame]:
 
     Raises:
         FramingError: at the offset of the first thing that is not a frame (see
-            :func:`frame_span`). An empty body, or one that ends exactly after a frame, is
-            not an error.
-
-    Runs in time linear in ``len(body)``: each step advances by at least 3 bytes.
+            :func:`split_frames`), after the frames before it. An empty body, or one that
+            ends exactly after a frame, is not an error.
     """
-    end = len(body)
-    pos = 0
-    while pos < end:
-        start, stop = frame_span(body, pos)
-        yield Frame(pos, body[start:stop], stop - start > max_frame_bytes)
-        pos = stop
+    frames, error = split_frames(body)
+    for offset, start, stop in frames:
+        yield Frame(offset, body[start:stop], stop - start > max_frame_bytes)
+    if error is not None:
+        raise error
 
 
 def encode_frames(messages: Iterable[bytes]) -> bytes:

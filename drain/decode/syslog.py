@@ -51,9 +51,9 @@ Grammar accepted (one SYSLOG-MSG, the payload of one frame)::
 Errors are :class:`~drain.errors.LineError` naming the field and the 1-based byte column where
 it was expected, e.g. ``expected APP-NAME (1-48 printable US-ASCII characters) at column 52``.
 
-This module owns the header grammar and its tables. :func:`split_header` checks a header
-and returns its fields as bytes (the Logplex decoder's hot path builds only what it keeps);
-:func:`split_msg` reads what follows MSGID; :func:`parse_line` is both, decoded to text.
+This module owns the header grammar and its tables. :func:`split_line` checks a line and
+returns its fields as bytes (the Logplex decoder's hot path builds only what it keeps);
+:func:`parse_line` is the same, decoded to text.
 """
 
 from __future__ import annotations
@@ -69,12 +69,11 @@ __all__ = [
     "HOSTNAME_MAX",
     "MSGID_MAX",
     "PROCID_MAX",
-    "Header",
+    "Line",
     "SyslogMessage",
     "parse_line",
     "parse_timestamp",
-    "split_header",
-    "split_msg",
+    "split_line",
 ]
 
 _PRINTUSASCII = bytes(range(33, 127))
@@ -91,15 +90,15 @@ _new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 _PRI_VERSION = {b"<%d>1" % pri: pri for pri in range(192)}
 
 
-class Header(NamedTuple):
-    """A checked syslog header, its fields still bytes (:func:`split_header`).
+class Line(NamedTuple):
+    """A syslog line checked and split, its header fields still bytes (:func:`split_line`).
 
     Fields:
         pri: PRI, 0..191 (facility = pri >> 3, severity = pri & 7).
         timestamp: TIMESTAMP in UTC, tz-aware.
         hostname, app_name, proc_id, msg_id: 1..max printable US-ASCII bytes each.
-        rest: everything after MSGID's space (STRUCTURED-DATA and MSG, the trailing LF
-            still there); ``b""`` when the line ends right after MSGID.
+        structured_data: STRUCTURED-DATA text, ``"-"`` (NILVALUE) or None (absent).
+        msg: MSG without its trailing LF / CRLF.
     """
 
     pri: int
@@ -108,7 +107,8 @@ class Header(NamedTuple):
     app_name: bytes
     proc_id: bytes
     msg_id: bytes
-    rest: bytes
+    structured_data: str | None
+    msg: bytes
 
 
 class SyslogMessage(NamedTuple):
@@ -198,12 +198,14 @@ _FIELDS = (
 )
 
 
-def split_header(line: bytes) -> Header:
-    """Check the header of one SYSLOG-MSG (PRI .. MSGID) and split it off.
+def split_line(line: bytes) -> Line:
+    """Check one SYSLOG-MSG's header (PRI .. MSGID) and split it into its fields and MSG.
 
     One split finds the six header separators (MSG is not scanned), one dict lookup reads
-    PRI and VERSION, one translate checks the four PRINTUSASCII fields. A line that ends
-    right after MSGID (no SP) has an empty rest.
+    PRI and VERSION, one translate checks the four PRINTUSASCII fields; what follows MSGID
+    is read by the STRUCTURED-DATA rule of the module docstring. A line that ends right
+    after MSGID (no SP) has an empty MSG. This is the one implementation of the header
+    grammar; :func:`parse_line` decodes its fields to text.
 
     Raises:
         LineError: the header does not parse; names the first wrong field and its column.
@@ -228,7 +230,17 @@ def split_header(line: bytes) -> Header:
     ):
         timestamp = parse_timestamp(ts)
         if timestamp is not None:
-            return Header(pri, timestamp, host, app, proc, msgid, rest)
+            if rest[-1:] == b"\n":  # one trailing LF, then one CR (CRLF lines)
+                rest = rest[:-1]
+            if rest[-1:] == b"\r":
+                rest = rest[:-1]
+            first = rest[:1]
+            if first == b"-" and (len(rest) == 1 or rest[1] == 32):
+                return _new(Line, (pri, timestamp, host, app, proc, msgid, "-", rest[2:]))
+            if first == b"[":
+                sd, msg = _split_structured_data(rest)
+                return _new(Line, (pri, timestamp, host, app, proc, msgid, sd, msg))
+            return _new(Line, (pri, timestamp, host, app, proc, msgid, None, rest))
     raise _header_error(parts)
 
 
@@ -242,7 +254,7 @@ def _strip_eol(data: bytes) -> bytes:
 
 
 def _header_error(parts: list[bytes]) -> LineError:
-    """The LineError of a header that :func:`split_header` refused: the first wrong
+    """The LineError of a header that :func:`split_line` refused: the first wrong
     field, checked one at a time with the same tables (the line's end stripped of its
     LF/CRLF when a header field is the last part)."""
     if len(parts) < 7:
@@ -270,29 +282,20 @@ def _header_error(parts: list[bytes]) -> LineError:
         if not raw or len(raw) > limit or raw.translate(None, _PRINTUSASCII):
             return LineError(name, column, f"{name} (1-{limit} printable US-ASCII characters)")
         column += len(raw) + 1
-    # split_header refuses only what one of the checks above refuses
+    # split_line refuses only what one of the checks above refuses
     raise AssertionError(f"header refused without a reason: {parts[:6]!r}")
 
 
-def split_msg(rest: bytes) -> tuple[str | None, bytes]:
-    """(STRUCTURED-DATA, MSG) from what follows MSGID's space; see the module docstring.
-
-    One trailing LF is removed, then one trailing CR.
-    """
-    rest = _strip_eol(rest)
-    first = rest[:1]
-    if first == b"-":
-        if len(rest) == 1 or rest[1] == 32:
-            return "-", rest[2:]
-        return None, rest
-    if first == b"[":
-        match = _STRUCTURED_DATA.match(rest)
-        sd = match.group() if match is not None else b""
-        if b"=" in sd:  # SD-NAMEs cannot hold "=": at least one SD-PARAM
-            try:
-                return sd.decode("utf-8"), rest[len(sd) + 1 :]
-            except UnicodeDecodeError:
-                return None, rest
+def _split_structured_data(rest: bytes) -> tuple[str | None, bytes]:
+    """(STRUCTURED-DATA, MSG) of a rest that starts with ``[``: SD when the run of
+    SD-ELEMENTs is well-formed and holds at least one SD-PARAM, else everything is MSG."""
+    match = _STRUCTURED_DATA.match(rest)
+    sd = match.group() if match is not None else b""
+    if b"=" in sd:  # SD-NAMEs cannot hold "=": at least one SD-PARAM
+        try:
+            return sd.decode("utf-8"), rest[len(sd) + 1 :]
+        except UnicodeDecodeError:
+            return None, rest
     return None, rest
 
 
@@ -304,8 +307,7 @@ def parse_line(line: bytes) -> SyslogMessage:
     Raises:
         LineError: the header (PRI .. MSGID) does not parse; names the field and column.
     """
-    pri, timestamp, host, app, proc, msgid, rest = split_header(line)
-    structured_data, msg = split_msg(rest)
+    pri, timestamp, host, app, proc, msgid, structured_data, msg = split_line(line)
     return SyslogMessage(
         pri,
         pri >> 3,

@@ -12,9 +12,10 @@ from drain.inputs.logplex import (
     KIND_MALFORMED_LINE,
     KIND_UNTAGGED,
     LOGPLEX_MEDIA_TYPE,
+    FrameDecoder,
     FrameOutcome,
     decode_body,
-    decode_frame,
+    frame_decoder,
     iter_outcomes,
 )
 
@@ -23,10 +24,11 @@ __all__ = [
     "KIND_MALFORMED_LINE",
     "KIND_UNTAGGED",
     "LOGPLEX_MEDIA_TYPE",
+    "FrameDecoder",
     "FrameOutcome",
     "decode_body",
-    "decode_frame",
     "dump_body",
     "dump_jsonl",
+    "frame_decoder",
     "iter_outcomes",
 ]

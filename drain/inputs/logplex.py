@@ -32,24 +32,25 @@ For frame-level quarantine rows, ``raw`` is the frame's SYSLOG-MSG (without its
 ``MSG-LEN SP`` prefix) and ``raw_bytes`` its MSG-LEN; ``frame_offset`` is the offset of the
 frame's MSG-LEN in the body.
 
-Two walks share :func:`decode_frame`, the one function that gives a frame its outcome:
+Two walks share :func:`frame_decoder`, the one function that gives a frame its outcome:
 :func:`decode_body` keeps only the rows and counts (the request path), and
 :func:`iter_outcomes` describes every frame (``drain parse`` and the golden files).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from drain.decode.events import RejectedEvent, parse_event
-from drain.decode.framing import frame_span, iter_frames
+from drain.decode.events import TAGGED, RejectedEvent, parse_event
+from drain.decode.framing import iter_frames, split_frames
 from drain.decode.limits import DecodeLimits
 from drain.decode.loss import is_loss_line, parse_lost_line
-from drain.decode.syslog import SyslogMessage, parse_line, split_header, split_msg
+from drain.decode.syslog import SyslogMessage, parse_line, split_line
 from drain.errors import FramingError, LineError, TooManyFrames
 from drain.records import (
+    RAW_EVENTS,
     DecodedBatch,
     EventRow,
     Ledger,
@@ -64,9 +65,10 @@ __all__ = [
     "KIND_MALFORMED_LINE",
     "KIND_UNTAGGED",
     "LOGPLEX_MEDIA_TYPE",
+    "FrameDecoder",
     "FrameOutcome",
     "decode_body",
-    "decode_frame",
+    "frame_decoder",
     "iter_outcomes",
 ]
 
@@ -78,85 +80,86 @@ KIND_UNTAGGED = "untagged"
 KIND_MALFORMED_LINE = "malformed_line"
 KIND_LOGPLEX_ERROR = "logplex_error"
 
-#: what :func:`decode_frame` gives: a row to store, a row to quarantine, a loss report (of
+#: what a :data:`FrameDecoder` gives: a row to store, a row to quarantine, a loss report (of
 #: kind ``logplex_error``), or another not-event kind
 FrameResult = EventRow | QuarantineRow | LostReport | str
+#: ``decode(msg, offset, too_long)``: see :func:`frame_decoder`
+FrameDecoder = Callable[[bytes, int, bool], FrameResult]
 
 _new = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
 
 
-def decode_frame(
-    msg: bytes,
-    offset: int,
-    too_long: bool,
-    earliest: datetime,
-    latest: datetime,
-    limits: DecodeLimits,
-    tags: dict[bytes, str],
-) -> FrameResult:
-    """The outcome of one frame.
+def frame_decoder(now: datetime, limits: DecodeLimits) -> FrameDecoder:
+    """The function that gives each frame of one body its outcome.
+
+    ``decode(msg, offset, too_long)`` takes the frame's SYSLOG-MSG (MSG-LEN bytes, trailing
+    LF included when sent), the byte offset of its MSG-LEN in the body (for quarantine
+    rows), and whether MSG-LEN is over ``limits.max_frame_bytes`` (then it is quarantined,
+    not parsed). It returns an EventRow, a QuarantineRow, a LostReport (not an event, kind
+    ``logplex_error``), or the not-event kind (``untagged``, ``malformed_line``,
+    ``logplex_error``), and never raises on any bytes. It keeps a memo of the body's valid
+    tags (:func:`drain.decode.events.parse_event`), so make one per body.
 
     Args:
-        msg: the frame's SYSLOG-MSG (MSG-LEN bytes, trailing LF included when sent).
-        offset: byte offset of the frame's MSG-LEN in the body (for quarantine rows).
-        too_long: MSG-LEN is over ``limits.max_frame_bytes``: quarantined, not parsed.
-        earliest, latest: the acceptance window (:meth:`DecodeLimits.window`).
+        now: the receipt time (tz-aware); the acceptance window is relative to it.
         limits: the decoder's bounds.
-        tags: the caller's memo of valid tags (see :func:`drain.decode.events.parse_event`).
 
-    Returns:
-        an EventRow, a QuarantineRow, a LostReport (not an event, kind ``logplex_error``),
-        or the not-event kind (``untagged``, ``malformed_line``, ``logplex_error``). Never
-        raises on any bytes.
+    Raises:
+        ValueError: ``now`` is naive.
     """
-    if too_long:
-        return _quarantine(
-            msg,
-            offset,
-            limits,
-            QuarantineReason.FRAME_TOO_LONG,
-            f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})",
-        )
-    try:
-        pri, when, host, app, proc, _msgid, rest = split_header(msg)
-    except LineError as error:
-        if b"@[" in msg:
+    earliest, latest = limits.window(now)
+    tags: dict[bytes, str] = {}
+
+    def decode(msg: bytes, offset: int, too_long: bool) -> FrameResult:
+        if too_long:
             return _quarantine(
-                msg, offset, limits, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {error}"
+                msg,
+                offset,
+                limits,
+                QuarantineReason.FRAME_TOO_LONG,
+                f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})",
             )
-        return KIND_MALFORMED_LINE
-    text = split_msg(rest)[1]
-    parsed = parse_event(text, tags)
-    if parsed is None:
-        if is_loss_line(app, proc, text):
-            return parse_lost_line(text) or KIND_LOGPLEX_ERROR
-        return KIND_UNTAGGED
-    if isinstance(parsed, RejectedEvent):
-        return _quarantine(msg, offset, limits, parsed.reason, parsed.detail, when, parsed.tag)
-    tag, payload = parsed.tag, parsed.payload
-    if when < earliest or when > latest:
-        return _quarantine(
-            msg,
-            offset,
-            limits,
-            QuarantineReason.OUT_OF_WINDOW,
-            _window_detail(when, earliest, latest, limits),
-            when,
-            tag,
+        try:
+            pri, when, host, app, proc, _msgid, _sd, text = split_line(msg)
+        except LineError as error:
+            if b"@[" in msg:
+                return _quarantine(
+                    msg, offset, limits, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {error}"
+                )
+            return KIND_MALFORMED_LINE
+        parsed = parse_event(text, tags) if text.startswith(TAGGED) else None
+        if parsed is None:
+            if is_loss_line(app, proc, text):
+                return parse_lost_line(text) or KIND_LOGPLEX_ERROR
+            return KIND_UNTAGGED
+        if isinstance(parsed, RejectedEvent):
+            return _quarantine(msg, offset, limits, parsed.reason, parsed.detail, when, parsed.tag)
+        tag, payload = parsed.tag, parsed.payload
+        if when < earliest or when > latest:
+            return _quarantine(
+                msg,
+                offset,
+                limits,
+                QuarantineReason.OUT_OF_WINDOW,
+                _window_detail(when, earliest, latest, limits),
+                when,
+                tag,
+            )
+        return _new(
+            EventRow,
+            (
+                when,
+                tag,
+                payload,
+                pri >> 3,
+                pri & 7,
+                host.decode("ascii"),
+                app.decode("ascii"),
+                proc.decode("ascii"),
+            ),
         )
-    return _new(
-        EventRow,
-        (
-            when,
-            tag,
-            payload,
-            pri >> 3,
-            pri & 7,
-            host.decode("ascii"),
-            app.decode("ascii"),
-            proc.decode("ascii"),
-        ),
-    )
+
+    return decode
 
 
 def _quarantine(
@@ -228,7 +231,7 @@ def decode_body(
         TooManyFrames: more than ``limits.max_frames`` frames; raised when frame
             ``max_frames + 1`` starts. The only way a body raises.
     """
-    earliest, latest = limits.window(now)
+    decode = frame_decoder(now, limits)
     max_frame_bytes = limits.max_frame_bytes
     max_frames = limits.max_frames
     events: list[EventRow] = []
@@ -237,26 +240,12 @@ def decode_body(
     by_reason = ledger.quarantined_by_reason
     by_kind = ledger.not_events_by_kind
     append = events.append
-    tags: dict[bytes, str] = {}  # tags already checked in this body (drain.decode.events)
-    end = len(body)
-    pos = frames = untagged = 0
-    while pos < end:  # bounded: each pass advances pos by at least 3 bytes
-        try:
-            start, stop = frame_span(body, pos)
-        except FramingError as error:
-            row = _rest_row(body, error, limits)
-            quarantined.append(row)
-            by_reason[row.reason.value] = by_reason.get(row.reason.value, 0) + 1
-            ledger.framing_error = row.detail
-            ledger.framing_error_offset = error.offset
-            break
-        frames += 1
-        if max_frames is not None and frames > max_frames:
-            raise TooManyFrames(max_frames, pos)
-        out = decode_frame(
-            body[start:stop], pos, stop - start > max_frame_bytes, earliest, latest, limits, tags
-        )
-        pos = stop
+    spans, error = split_frames(body, limit=max_frames)
+    if max_frames is not None and len(spans) > max_frames:
+        raise TooManyFrames(max_frames, spans[max_frames][0])
+    untagged = 0
+    for offset, start, stop in spans:
+        out = decode(body[start:stop], offset, stop - start > max_frame_bytes)
         if type(out) is EventRow:
             append(out)
         elif out is KIND_UNTAGGED:
@@ -270,13 +259,20 @@ def decode_body(
             by_kind[KIND_LOGPLEX_ERROR] = by_kind.get(KIND_LOGPLEX_ERROR, 0) + 1
         elif isinstance(out, str):
             by_kind[out] = by_kind.get(out, 0) + 1
+    if error is not None:
+        row = _rest_row(body, error, limits)
+        quarantined.append(row)
+        by_reason[row.reason.value] = by_reason.get(row.reason.value, 0) + 1
+        ledger.framing_error = row.detail
+        ledger.framing_error_offset = error.offset
     if untagged:
         by_kind[KIND_UNTAGGED] = by_kind.get(KIND_UNTAGGED, 0) + untagged
+    frames = len(spans)
     ledger.frames = frames
     ledger.events = len(events)
     ledger.quarantined = len(quarantined)
     ledger.not_events = frames + ledger.rests - ledger.events - ledger.quarantined
-    return DecodedBatch(events, quarantined, ledger)
+    return DecodedBatch({RAW_EVENTS: events}, quarantined, ledger)  # type: ignore[dict-item]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,15 +312,14 @@ def iter_outcomes(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterat
     """Yield one :class:`FrameOutcome` per frame of ``body``, in order, then (if the body
     stopped being well-framed) one with ``framed=False`` for the BAD_FRAMING rest.
 
-    The same outcomes as :func:`decode_body` (both use :func:`decode_frame`), with the
+    The same outcomes as :func:`decode_body` (both use :func:`frame_decoder`), with the
     parsed header of each frame for display (:mod:`drain.inputs.dump`).
 
     Raises:
         ValueError: ``now`` is naive.
         TooManyFrames: the body holds more than ``limits.max_frames`` frames.
     """
-    earliest, latest = limits.window(now)
-    tags: dict[bytes, str] = {}
+    decode = frame_decoder(now, limits)
     frames = iter_frames(body, max_frame_bytes=limits.max_frame_bytes)
     seen = 0
     while True:
@@ -346,7 +341,7 @@ def iter_outcomes(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterat
         seen += 1
         if limits.max_frames is not None and seen > limits.max_frames:
             raise TooManyFrames(limits.max_frames, frame.offset)
-        out = decode_frame(frame.msg, frame.offset, frame.too_long, earliest, latest, limits, tags)
+        out = decode(frame.msg, frame.offset, frame.too_long)
         header: SyslogMessage | None = None
         header_error: LineError | None = None
         if not frame.too_long:

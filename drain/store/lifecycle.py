@@ -3,16 +3,17 @@
 :func:`maintain` is one maintenance run; ``drain clock`` runs it every
 DRAIN_MAINTENANCE_INTERVAL_S seconds and ``drain partitions maintain`` on demand. It:
 
-1. makes the daily partitions of today and DRAIN_PARTITIONS_AHEAD_DAYS days ahead
-   (``drain_ensure_partition``, migration 0004; the web writer also does at start);
-2. detaches, then drops, the partitions of ``raw_events`` whose whole day is older than the
-   retention (DRAIN_RETENTION_DAYS, and never inside the acceptance window
-   DRAIN_ACCEPT_PAST_S, so a partition that may still receive events is kept);
+1. makes the daily partitions of today and DRAIN_PARTITIONS_AHEAD_DAYS days ahead, for
+   every data table (drain.store.tables; ``drain_ensure_partition``, migration 0005; the
+   web writer also does at start);
+2. detaches, then drops, the partitions of every data table whose whole day is older than
+   the retention (DRAIN_RETENTION_DAYS, and never inside the acceptance window
+   DRAIN_ACCEPT_PAST_S, so a partition that may still receive rows is kept);
 3. deletes ``received_batches`` (the exactly-once ledger) and ``quarantine`` rows received
    before the retention, in chunks of ``chunk_rows`` rows (short transactions).
 
 Why this does not block ingest: ``ALTER TABLE raw_events DETACH PARTITION p CONCURRENTLY``
-(PostgreSQL 14+) takes only a SHARE UPDATE EXCLUSIVE lock on ``raw_events``, which does not
+(PostgreSQL 14+) takes only a SHARE UPDATE EXCLUSIVE lock on the table, which does not
 conflict with the writer's COPY (ROW EXCLUSIVE); it then waits for transactions that may
 still see the partition. It cannot run inside a transaction block, so it runs on its own
 connection in autocommit, bounded by ``lock_timeout`` and ``statement_timeout``. When it
@@ -34,13 +35,20 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
 from drain.store.database import Conn
-from drain.store.partitions import ensure_partitions, partition_name
+from drain.store.partitions import (
+    ensure_partitions,
+    partition_day,
+    partition_name,
+    partition_pattern,
+)
+from drain.store.tables import TABLES
 
 __all__ = [
     "MaintenanceReport",
@@ -55,7 +63,6 @@ log = logging.getLogger("drain.store.lifecycle")
 
 # "drn2" namespace, key 2 (key 1 is the clock's leader lock).
 _MAINTENANCE_KEY = 0x64726E32_00000002
-_NAME_PATTERN = r"^raw_events_p[0-9]{8}$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ class MaintenanceReport:
 
     Fields:
         skipped: why nothing was done (another maintenance holds the lock), or None.
-        created: days whose partition this run created.
+        created: (table, day) of each partition this run created.
         detached: partitions detached (``CONCURRENTLY`` unless listed in ``blocking``).
         blocking: partitions detached with the plain (ACCESS EXCLUSIVE) fallback.
         dropped: tables dropped.
@@ -113,7 +120,7 @@ class MaintenanceReport:
     """
 
     skipped: str | None = None
-    created: list[date] = field(default_factory=list)
+    created: list[tuple[str, date]] = field(default_factory=list)
     detached: list[str] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
@@ -139,13 +146,15 @@ class PartitionRow:
     """One row of ``drain partitions list``.
 
     Fields:
-        name: table name. day: its UTC day.
+        table: the data table it is a partition of.
+        name: the partition's table name. day: its UTC day.
         rows: the planner's row estimate (``reltuples``), None before the first ANALYZE.
         size_bytes: table, indexes and TOAST, bytes.
         state: ``ahead``, ``today``, ``kept``, ``expired`` (dropped at the next maintenance),
             ``detach pending`` (a detach was interrupted), ``detached`` (awaiting DROP).
     """
 
+    table: str
     name: str
     day: date
     rows: int | None
@@ -153,12 +162,8 @@ class PartitionRow:
     state: str
 
 
-def _day_of(name: str) -> date:
-    return datetime.strptime(name[len("raw_events_p") :], "%Y%m%d").date()
-
-
-async def _tables(conn: Conn) -> list[asyncpg.Record]:
-    """Every raw_events_pYYYYMMDD table: attached (and pending) or left detached."""
+async def _tables(conn: Conn, table: str) -> list[asyncpg.Record]:
+    """Every <table>_pYYYYMMDD table: attached (and pending) or left detached."""
     try:
         return await conn.fetch(
             """
@@ -168,12 +173,13 @@ async def _tables(conn: Conn) -> list[asyncpg.Record]:
                    coalesce(i.inhdetachpending, false) AS pending
             FROM pg_class c
             LEFT JOIN pg_inherits i
-                   ON i.inhrelid = c.oid AND i.inhparent = 'raw_events'::regclass
+                   ON i.inhrelid = c.oid AND i.inhparent = $2::regclass
             WHERE c.relkind = 'r' AND c.relname ~ $1
               AND c.relnamespace = current_schema()::regnamespace
             ORDER BY c.relname
             """,
-            _NAME_PATTERN,
+            partition_pattern(table),
+            table,
         )
     except asyncpg.UndefinedColumnError:  # PostgreSQL 13: no inhdetachpending
         return await conn.fetch(
@@ -183,22 +189,37 @@ async def _tables(conn: Conn) -> list[asyncpg.Record]:
                    i.inhrelid IS NOT NULL AS attached, false AS pending
             FROM pg_class c
             LEFT JOIN pg_inherits i
-                   ON i.inhrelid = c.oid AND i.inhparent = 'raw_events'::regclass
+                   ON i.inhrelid = c.oid AND i.inhparent = $2::regclass
             WHERE c.relkind = 'r' AND c.relname ~ $1
               AND c.relnamespace = current_schema()::regnamespace
             ORDER BY c.relname
             """,
-            _NAME_PATTERN,
+            partition_pattern(table),
+            table,
         )
 
 
-async def partition_table(conn: Conn, now: datetime, policy: RetentionPolicy) -> list[PartitionRow]:
-    """The partitions (and detached leftovers) of ``raw_events`` with their state, by day."""
+async def partition_table(
+    conn: Conn, now: datetime, policy: RetentionPolicy, tables: Iterable[str] = TABLES
+) -> list[PartitionRow]:
+    """The partitions (and detached leftovers) of ``tables`` with their state, by table
+    and day."""
+    rows = []
+    for table in tables:
+        rows.extend(await _partition_rows(conn, table, now, policy))
+    return rows
+
+
+async def _partition_rows(
+    conn: Conn, table: str, now: datetime, policy: RetentionPolicy
+) -> list[PartitionRow]:
     today = now.astimezone(UTC).date()
     drop_before = policy.drop_before(now)
     rows = []
-    for r in await _tables(conn):
-        day = _day_of(r["relname"])
+    for r in await _tables(conn, table):
+        day = partition_day(table, r["relname"])
+        if day is None:
+            continue
         upper = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         if not r["attached"]:
             state = "detached"
@@ -214,27 +235,35 @@ async def partition_table(conn: Conn, now: datetime, policy: RetentionPolicy) ->
             state = "kept"
         estimate = int(r["reltuples"])
         rows.append(
-            PartitionRow(r["relname"], day, estimate if estimate >= 0 else None, r["bytes"], state)
+            PartitionRow(
+                table, r["relname"], day, estimate if estimate >= 0 else None, r["bytes"], state
+            )
         )
     return sorted(rows, key=lambda p: p.day)
 
 
-async def days_ahead(conn: Conn, today: date, *, limit: int = 366) -> int:
-    """How many consecutive days after ``today`` have an attached partition (0 when
-    tomorrow has none), counting at most ``limit``."""
-    names = {
-        r["relname"]
-        for r in await conn.fetch(
-            """
-            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-            WHERE i.inhparent = 'raw_events'::regclass
-            """
-        )
-    }
-    ahead = 0
-    while ahead < limit and partition_name(today + timedelta(days=ahead + 1)) in names:
-        ahead += 1
-    return ahead
+async def days_ahead(
+    conn: Conn, today: date, *, tables: Iterable[str] = TABLES, limit: int = 366
+) -> int:
+    """How many consecutive days after ``today`` have an attached partition in every one
+    of ``tables`` (0 when tomorrow lacks one), counting at most ``limit``."""
+    found = limit
+    for table in tables:
+        names = {
+            r["relname"]
+            for r in await conn.fetch(
+                """
+                SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = $1::regclass
+                """,
+                table,
+            )
+        }
+        ahead = 0
+        while ahead < found and partition_name(table, today + timedelta(days=ahead + 1)) in names:
+            ahead += 1
+        found = ahead
+    return found
 
 
 def _quote(name: str) -> str:
@@ -246,22 +275,26 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__} {code}" if code else type(exc).__name__
 
 
-async def _detach(conn: Conn, name: str, pending: bool, policy: RetentionPolicy) -> bool:
-    """Detach ``name``; True when done CONCURRENTLY (or finalized), False with the fallback.
+async def _detach(
+    conn: Conn, parent: str, name: str, pending: bool, policy: RetentionPolicy
+) -> bool:
+    """Detach partition ``name`` from ``parent``; True when done CONCURRENTLY (or
+    finalized), False with the fallback.
 
     Raises:
         asyncpg.PostgresError: the fallback failed too (e.g. lock_timeout, 55P03).
     """
     table = _quote(name)
+    alter = f"ALTER TABLE {_quote(parent)} DETACH PARTITION {table}"
     lock_ms = max(1, math.ceil(policy.lock_timeout_s * 1000))
     stmt_ms = max(1, math.ceil(policy.statement_timeout_s * 1000))
     await conn.execute(f"SET lock_timeout = {lock_ms}; SET statement_timeout = {stmt_ms}")
     try:
         if pending:
-            await conn.execute(f"ALTER TABLE raw_events DETACH PARTITION {table} FINALIZE")
+            await conn.execute(f"{alter} FINALIZE")
             return True
         try:
-            await conn.execute(f"ALTER TABLE raw_events DETACH PARTITION {table} CONCURRENTLY")
+            await conn.execute(f"{alter} CONCURRENTLY")
             return True
         except (
             asyncpg.PostgresSyntaxError,  # PostgreSQL 13 and older
@@ -272,7 +305,7 @@ async def _detach(conn: Conn, name: str, pending: bool, policy: RetentionPolicy)
             log.warning("DETACH CONCURRENTLY not possible (%s); plain DETACH", _describe(exc))
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = {lock_ms}")
-            await conn.execute(f"ALTER TABLE raw_events DETACH PARTITION {table}")
+            await conn.execute(alter)
         return False
     finally:
         await conn.execute("RESET lock_timeout; RESET statement_timeout")
@@ -324,7 +357,9 @@ async def maintain(
             return report
         try:
             days = [today + timedelta(days=n) for n in range(policy.ahead_days + 1)]
-            report.created = await ensure_partitions(conn, days)
+            for table in TABLES:
+                made = await ensure_partitions(conn, table, days)
+                report.created.extend((table, day) for day in made)
             drop_before = policy.drop_before(at)
             if drop_before is not None:
                 for row in await partition_table(conn, at, policy):
@@ -352,7 +387,8 @@ async def _retire(
     """Detach (unless already detached) and drop one expired partition."""
     if row.state != "detached":
         try:
-            concurrently = await _detach(conn, row.name, row.state == "detach pending", policy)
+            pending = row.state == "detach pending"
+            concurrently = await _detach(conn, row.table, row.name, pending, policy)
         except (asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("could not detach %s (%s); next run retries", row.name, _describe(exc))
             report.failed.append((row.name, _describe(exc)))

@@ -1,16 +1,17 @@
-"""Daily partitions of ``raw_events``: naming, creation on demand, listing.
+"""Daily partitions of the data tables (drain.store.tables): naming, creation, listing.
 
-A partition ``raw_events_pYYYYMMDD`` holds the events whose ``event_time`` falls in
-[YYYY-MM-DD 00:00 UTC, next day 00:00 UTC). They are created by the SQL function
-``drain_ensure_partition(day)`` (migration 0004). Creating one takes an ACCESS EXCLUSIVE
-lock on ``raw_events``, so the writer creates them in their own short transaction
-*before* the transaction that COPYs rows, never inside it.
+A partition ``<table>_pYYYYMMDD`` holds the rows whose time falls in [YYYY-MM-DD 00:00 UTC,
+next day 00:00 UTC). They are created by the SQL function ``drain_ensure_partition(table,
+day)`` (migration 0005), which names them the way :func:`partition_name` does (a test
+checks the two agree). Creating one takes an ACCESS EXCLUSIVE lock on its table, so the
+writer creates them in their own short transaction *before* the transaction that COPYs
+rows, never inside it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,16 +22,34 @@ __all__ = [
     "PartitionCache",
     "ensure_partitions",
     "list_partitions",
+    "partition_day",
     "partition_name",
+    "partition_pattern",
     "utc_day",
 ]
 
-_PARTITION_NAME = re.compile(r"^raw_events_p(\d{8})$")
+_SUFFIX = re.compile(r"_p(\d{8})$")
 
 
-def partition_name(day: date) -> str:
-    """``raw_events_pYYYYMMDD`` for ``day`` (a UTC calendar day)."""
-    return f"raw_events_p{day:%Y%m%d}"
+def partition_name(table: str, day: date) -> str:
+    """``<table>_pYYYYMMDD`` for ``day`` (a UTC calendar day)."""
+    return f"{table}_p{day:%Y%m%d}"
+
+
+def partition_pattern(table: str) -> str:
+    """A PostgreSQL regular expression (``~``) that matches the partition names of ``table``."""
+    return "^" + re.escape(table) + "_p[0-9]{8}$"
+
+
+def partition_day(table: str, name: str) -> date | None:
+    """The UTC day of partition ``name`` of ``table``, or None when it is not one."""
+    match = _SUFFIX.search(name)
+    if match is None or name[: match.start()] != table:
+        return None
+    try:
+        return datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def utc_day(ts: datetime) -> date:
@@ -42,8 +61,9 @@ def utc_day(ts: datetime) -> date:
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """One daily partition: its table name, UTC day, and bounds [lower, upper)."""
+    """One daily partition: its table, name, UTC day, and bounds [lower, upper)."""
 
+    table: str
     name: str
     day: date
 
@@ -59,81 +79,93 @@ class Partition:
 
 
 async def ensure_partitions(
-    conn: Conn, days: Iterable[date], *, timeout_s: float | None = None
+    conn: Conn, table: str, days: Iterable[date], *, timeout_s: float | None = None
 ) -> list[date]:
-    """Create the missing daily partitions for ``days``; return the days created now.
+    """Create the missing daily partitions of ``table`` for ``days``; return the days
+    created now.
 
     Runs one statement outside any explicit transaction (its own short transaction);
-    ``conn`` must not be inside a transaction that writes to ``raw_events``.
+    ``conn`` must not be inside a transaction that writes to ``table``.
 
     Raises:
         asyncpg.PostgresError: e.g. LockNotAvailableError (55P03) when the lock on
-            ``raw_events`` could not be had within the function's 5 s lock_timeout.
+            ``table`` could not be had within the function's 5 s lock_timeout.
     """
     wanted = sorted(set(days))
     if not wanted:
         return []
     rows = await conn.fetch(
-        "SELECT d, drain_ensure_partition(d) AS created FROM unnest($1::date[]) AS d ORDER BY d",
+        "SELECT d, drain_ensure_partition($1::text, d) AS created"
+        " FROM unnest($2::date[]) AS d ORDER BY d",
+        table,
         wanted,
         timeout=timeout_s,
     )
     return [r["d"] for r in rows if r["created"]]
 
 
-async def list_partitions(conn: Conn) -> list[Partition]:
-    """The daily partitions attached to ``raw_events``, by day."""
+async def list_partitions(conn: Conn, table: str) -> list[Partition]:
+    """The daily partitions attached to ``table``, by day."""
     rows = await conn.fetch(
         """
         SELECT c.relname
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'raw_events'::regclass
-        """
+        WHERE i.inhparent = $1::regclass
+        """,
+        table,
     )
-    found: list[Partition] = []
+    found = []
     for r in rows:
-        match = _PARTITION_NAME.match(r["relname"])
-        if match is None:
-            continue
-        found.append(Partition(r["relname"], datetime.strptime(match.group(1), "%Y%m%d").date()))
+        day = partition_day(table, r["relname"])
+        if day is not None:
+            found.append(Partition(table, r["relname"], day))
     return sorted(found, key=lambda p: p.day)
 
 
 class PartitionCache:
-    """The days known to have a partition, for one writer (no module-level state).
+    """The (table, day) pairs known to have a partition, for one writer (no module state).
 
-    :meth:`ensure` asks the database only for days not yet seen; :meth:`forget` drops
-    the cache, e.g. after PostgreSQL reported a row with no partition (someone dropped
-    one).
+    :meth:`ensure` asks the database only for days not yet seen; :meth:`forget` drops the
+    cache, e.g. after PostgreSQL reported a row with no partition (someone dropped one).
     """
 
     def __init__(self) -> None:
-        self._known: set[date] = set()
+        self._known: set[tuple[str, date]] = set()
 
-    def __contains__(self, day: object) -> bool:
-        return day in self._known
+    def __contains__(self, key: object) -> bool:
+        return key in self._known
 
     @property
-    def known_days(self) -> frozenset[date]:
-        """Days this cache believes have a partition."""
+    def known(self) -> frozenset[tuple[str, date]]:
+        """The (table, day) pairs this cache believes have a partition."""
         return frozenset(self._known)
 
-    async def load(self, conn: Conn) -> None:
-        """Fill the cache with the partitions that exist now."""
-        self._known.update(p.day for p in await list_partitions(conn))
+    def known_days(self, table: str) -> frozenset[date]:
+        """The days of ``table`` this cache believes have a partition."""
+        return frozenset(day for name, day in self._known if name == table)
+
+    async def load(self, conn: Conn, tables: Iterable[str]) -> None:
+        """Fill the cache with the partitions of ``tables`` that exist now."""
+        for table in tables:
+            self._known.update((table, p.day) for p in await list_partitions(conn, table))
 
     async def ensure(
-        self, conn: Conn, days: Iterable[date], *, timeout_s: float | None = None
-    ) -> list[date]:
-        """Make sure every day in ``days`` has a partition; return the days created now."""
-        missing = {d for d in days if d not in self._known}
-        if not missing:
-            return []
-        created = await ensure_partitions(conn, missing, timeout_s=timeout_s)
-        self._known.update(missing)
+        self, conn: Conn, days: Mapping[str, Iterable[date]], *, timeout_s: float | None = None
+    ) -> dict[str, list[date]]:
+        """Make sure every (table, day) in ``days`` has a partition; return, by table, the
+        days created now."""
+        created: dict[str, list[date]] = {}
+        for table, wanted in days.items():
+            missing = {d for d in wanted if (table, d) not in self._known}
+            if not missing:
+                continue
+            made = await ensure_partitions(conn, table, missing, timeout_s=timeout_s)
+            if made:
+                created[table] = made
+            self._known.update((table, d) for d in missing)
         return created
 
     def forget(self) -> None:
-        """Forget every known day; the next :meth:`ensure` asks the database again."""
+        """Forget every known partition; the next :meth:`ensure` asks the database again."""
         self._known.clear()

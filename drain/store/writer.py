@@ -9,7 +9,8 @@ oldest) and writes them in ONE transaction::
     2. BEGIN
        INSERT INTO received_batches ... ON CONFLICT DO NOTHING RETURNING key
                                   -> batches whose key did not come back are duplicates
-       COPY raw_events (binary)   <- events of the non-duplicate batches
+       COPY raw_events (binary)   <- rows of the non-duplicate batches, for every data
+       COPY ...                      table of drain.store.tables, in its order
        COPY quarantine (binary)   <- their quarantine rows
        COMMIT
     3. answer every request with its WriteResult
@@ -47,10 +48,18 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 
 from drain.errors import DatabaseUnavailable, QueueFull, WriterClosed
-from drain.records import EventRow, PendingBatch, QuarantineReason, WriteResult
+from drain.records import QUARANTINE, PendingBatch, Row, WriteResult
 from drain.store.database import Conn
 from drain.store.faults import ErrorClass, classify_error, describe
-from drain.store.partitions import PartitionCache, utc_day
+from drain.store.partitions import PartitionCache
+from drain.store.tables import (
+    QUARANTINE_COLUMNS,
+    TABLES,
+    DataTable,
+    no_nul,
+    quarantine_record,
+    rejected_record,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -58,32 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["Writer", "WriterConfig", "WriterObserver", "WriterStats"]
 
 log = logging.getLogger(__name__)
-
-EVENT_COLUMNS = (
-    "event_time",
-    "tag",
-    "payload",
-    "facility",
-    "severity",
-    "hostname",
-    "app_name",
-    "proc_id",
-    "received_at",
-    "drain_token",
-    "frame_id",
-)
-QUARANTINE_COLUMNS = (
-    "received_at",
-    "reason",
-    "detail",
-    "raw",
-    "raw_bytes",
-    "frame_offset",
-    "event_time",
-    "tag",
-    "drain_token",
-    "frame_id",
-)
 
 _CLAIM_SQL = """
 INSERT INTO received_batches (drain_token, frame_id, received_at, events, quarantined)
@@ -201,21 +184,15 @@ class WriterObserver(Protocol):
         """One database error, by :class:`ErrorClass` value."""
 
 
-def _no_nul(text: str | None) -> str | None:
-    """PostgreSQL text cannot hold U+0000; replace it so a quarantine row always fits."""
-    if text is None or "\x00" not in text:
-        return text
-    return text.replace("\x00", "\ufffd")
-
-
-def _event_days(group: Sequence[_Item]) -> set[date]:
-    """The UTC days of the group's events (their partitions). The decoder gives UTC
-    datetimes, whose ``.date()`` is the UTC day: ~10x cheaper than utc_day per event."""
-    return {
-        ev.event_time.date() if ev.event_time.tzinfo is UTC else utc_day(ev.event_time)
-        for item in group
-        for ev in item.batch.events
-    }
+def _days(group: Sequence[_Item]) -> dict[str, set[date]]:
+    """The UTC days (partitions) of the group's rows, by data table."""
+    days: dict[str, set[date]] = {}
+    for item in group:
+        for name, rows in item.batch.rows.items():
+            if rows:
+                day = TABLES[name].day
+                days.setdefault(name, set()).update(map(day, rows))
+    return days
 
 
 @dataclass(slots=True, eq=False)
@@ -321,7 +298,7 @@ class Writer:
         try:
             async with asyncio.timeout(self._config.command_timeout_s):
                 async with self._pool.acquire() as conn:
-                    await self._partitions.load(conn)
+                    await self._partitions.load(conn, TABLES)
                     await self._partitions.ensure(conn, self._days_ahead())
         except Exception as exc:
             if classify_error(exc) is not ErrorClass.UNAVAILABLE:
@@ -372,7 +349,7 @@ class Writer:
         """
         if self._closing or not self._tasks:
             raise WriterClosed("the writer is closed" if self._closing else "writer not started")
-        rows = len(batch.events) + len(batch.quarantined)
+        rows = batch.row_count
         if self._queue_batches and (
             self._queue_rows + rows > self.row_limit()
             or self._queue_bytes + batch.size_bytes > self._config.queue_max_bytes
@@ -384,8 +361,8 @@ class Writer:
             future=loop.create_future(),
             enqueued_at=loop.time(),
             rows=rows,
-            token=_no_nul(batch.drain_token) or "",
-            frame_id=_no_nul(batch.frame_id),
+            token=no_nul(batch.drain_token) or "",
+            frame_id=no_nul(batch.frame_id),
         )
         self._queue.append(item)
         self._waiting_rows += rows
@@ -539,9 +516,10 @@ class Writer:
             return 1.0
         return max(1.0, min(30.0, self._queue_rows / rate))
 
-    def _days_ahead(self) -> list[date]:
+    def _days_ahead(self) -> dict[str, list[date]]:
         today = datetime.now(UTC).date()
-        return [today + timedelta(days=n) for n in range(self._config.partitions_ahead_days + 1)]
+        ahead = [today + timedelta(days=n) for n in range(self._config.partitions_ahead_days + 1)]
+        return {name: ahead for name in TABLES}
 
     async def _flush(self, group: list[_Item]) -> None:
         loop = asyncio.get_running_loop()
@@ -617,8 +595,9 @@ class Writer:
     async def _write_group(self, group: list[_Item], *, isolate: bool) -> list[WriteResult]:
         conn = await self._pool.acquire()
         try:
-            days = _event_days(group)
-            days.update(self._days_ahead())
+            days = _days(group)
+            for name, ahead in self._days_ahead().items():
+                days.setdefault(name, set()).update(ahead)
             await self._partitions.ensure(conn, days)
             async with conn.transaction():
                 duplicate = await self._claim(conn, group)
@@ -684,100 +663,104 @@ class Writer:
         return duplicate
 
     @staticmethod
-    def _event_records(item: _Item) -> list[tuple[object, ...]]:
-        tail = (item.batch.received_at, item.batch.drain_token and item.token, item.frame_id)
-        return [ev + tail for ev in item.batch.events]
+    def _tail(item: _Item) -> Row:
+        """The batch columns appended to each of its rows (drain.store.tables)."""
+        return (item.batch.received_at, item.batch.drain_token and item.token, item.frame_id)
 
     @staticmethod
-    def _quarantine_records(item: _Item) -> list[tuple[object, ...]]:
+    def _quarantine_records(item: _Item) -> list[Row]:
         b = item.batch
         token = b.drain_token and item.token
-        return [
-            (
-                b.received_at,
-                str(q.reason),
-                _no_nul(q.detail) or "",
-                q.raw,
-                q.raw_bytes,
-                q.frame_offset,
-                q.event_time,
-                _no_nul(q.tag),
-                token,
-                item.frame_id,
-            )
-            for q in b.quarantined
-        ]
+        return [quarantine_record(q, b.received_at, token, item.frame_id) for q in b.quarantined]
 
     async def _copy_group(
         self, conn: Conn, group: list[_Item], duplicate: list[bool]
     ) -> list[WriteResult]:
-        events: list[tuple[object, ...]] = []
-        quarantine: list[tuple[object, ...]] = []
+        records: dict[str, list[Row]] = {name: [] for name in TABLES}
+        quarantine: list[Row] = []
         results: list[WriteResult] = []
         for item, dup in zip(group, duplicate, strict=True):
             if dup:
-                results.append(WriteResult(duplicate=True, events_stored=0, quarantined=0))
+                results.append(WriteResult(duplicate=True, stored={}))
                 continue
-            events.extend(self._event_records(item))
+            tail = self._tail(item)
+            stored = dict.fromkeys(TABLES, 0)
+            for name, rows in item.batch.rows.items():
+                records[name].extend([row + tail for row in rows])
+                stored[name] = len(rows)
             quarantine.extend(self._quarantine_records(item))
-            results.append(
-                WriteResult(
-                    duplicate=False,
-                    events_stored=len(item.batch.events),
-                    quarantined=len(item.batch.quarantined),
-                )
-            )
-        if events:
-            await conn.copy_records_to_table("raw_events", records=events, columns=EVENT_COLUMNS)
+            stored[QUARANTINE] = len(item.batch.quarantined)
+            results.append(WriteResult(duplicate=False, stored=stored))
+        for name, table in TABLES.items():
+            if records[name]:
+                await conn.copy_records_to_table(name, records=records[name], columns=table.columns)
         if quarantine:
             await conn.copy_records_to_table(
-                "quarantine", records=quarantine, columns=QUARANTINE_COLUMNS
+                QUARANTINE, records=quarantine, columns=QUARANTINE_COLUMNS
             )
         return results
 
     async def _copy_isolated(
         self, conn: Conn, group: list[_Item], duplicate: list[bool]
     ) -> list[WriteResult]:
-        """Like _copy_group, but one savepoint per batch; bisect a batch that fails."""
+        """Like _copy_group, but one savepoint per batch and table; bisect what fails."""
         results: list[WriteResult] = []
-        quarantine: list[tuple[object, ...]] = []
+        quarantine: list[Row] = []
         for item, dup in zip(group, duplicate, strict=True):
             if dup:
-                results.append(WriteResult(duplicate=True, events_stored=0, quarantined=0))
+                results.append(WriteResult(duplicate=True, stored={}))
                 continue
-            rejected = await self._copy_bisect(conn, self._event_records(item))
-            rejected_records = [self._rejected_record(item, row, why) for row, why in rejected]
+            b = item.batch
+            tail = self._tail(item)
+            token = b.drain_token and item.token
+            stored = dict.fromkeys(TABLES, 0)
+            refused = 0
             quarantine.extend(self._quarantine_records(item))
-            quarantine.extend(rejected_records)
-            stored = len(item.batch.events) - len(rejected)
-            quarantined = len(item.batch.quarantined) + len(rejected)
-            if rejected and item.frame_id is not None:
+            for name, rows in b.rows.items():
+                table = TABLES[name]
+                rejected = await self._copy_bisect(conn, table, [row + tail for row in rows])
+                quarantine.extend(
+                    rejected_record(
+                        table,
+                        record,
+                        why,
+                        b.received_at,
+                        token,
+                        item.frame_id,
+                        self._config.max_quarantine_raw_bytes,
+                    )
+                    for record, why in rejected
+                )
+                stored[name] = len(rows) - len(rejected)
+                refused += len(rejected)
+            stored[QUARANTINE] = len(b.quarantined) + refused
+            if refused and item.frame_id is not None:
                 await conn.execute(
-                    _UPDATE_LEDGER_SQL, item.token, item.frame_id, stored, quarantined
+                    _UPDATE_LEDGER_SQL,
+                    item.token,
+                    item.frame_id,
+                    stored.get("raw_events", 0),
+                    stored[QUARANTINE],
                 )
             results.append(
-                WriteResult(
-                    duplicate=False,
-                    events_stored=stored,
-                    quarantined=quarantined,
-                    rejected_by_database=len(rejected),
-                )
+                WriteResult(duplicate=False, stored=stored, rejected_by_database=refused)
             )
         if quarantine:
             await conn.copy_records_to_table(
-                "quarantine", records=quarantine, columns=QUARANTINE_COLUMNS
+                QUARANTINE, records=quarantine, columns=QUARANTINE_COLUMNS
             )
         return results
 
     async def _copy_bisect(
-        self, conn: Conn, records: list[tuple[object, ...]]
-    ) -> list[tuple[tuple[object, ...], str]]:
-        """COPY ``records`` under savepoints, halving any chunk PostgreSQL refuses.
+        self, conn: Conn, table: DataTable, records: list[Row]
+    ) -> list[tuple[Row, str]]:
+        """COPY ``records`` into ``table`` under savepoints, halving any chunk PostgreSQL
+        refuses.
 
         Returns the refused single rows with the server's message. At most
         2 * len(records) COPYs (a binary tree over the rows).
         """
-        rejected: list[tuple[tuple[object, ...], str]] = []
+        rejected: list[tuple[Row, str]] = []
         stack = [records] if records else []
         for _ in range(2 * len(records) + 1):
             if not stack:
@@ -786,7 +769,7 @@ class Writer:
             try:
                 async with conn.transaction():
                     await conn.copy_records_to_table(
-                        "raw_events", records=chunk, columns=EVENT_COLUMNS
+                        table.name, records=chunk, columns=table.columns
                     )
             except Exception as exc:
                 if classify_error(exc) is not ErrorClass.DATA:
@@ -798,22 +781,3 @@ class Writer:
                     stack.append(chunk[mid:])
                     stack.append(chunk[:mid])
         return rejected
-
-    def _rejected_record(
-        self, item: _Item, row: tuple[object, ...], why: str
-    ) -> tuple[object, ...]:
-        ev = EventRow(*row[: len(EventRow._fields)])  # type: ignore[arg-type]
-        raw = f"@[{ev.tag}] {ev.payload}".encode("utf-8", "backslashreplace")
-        limit = self._config.max_quarantine_raw_bytes
-        return (
-            item.batch.received_at,
-            str(QuarantineReason.REJECTED_BY_DATABASE),
-            _no_nul(why) or "",
-            raw[:limit],
-            len(raw),
-            None,
-            ev.event_time,
-            _no_nul(ev.tag),
-            item.batch.drain_token and item.token,
-            item.frame_id,
-        )

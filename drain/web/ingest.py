@@ -180,8 +180,7 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
     finally:
         state.bodies_in_progress -= 1
     del body  # the rows keep what they need; the body may be large
-    rows = len(decoded.events) + len(decoded.quarantined)
-    state.rows_per_body += 0.1 * (rows - state.rows_per_body)
+    state.rows_per_body += 0.1 * (decoded.row_count - state.rows_per_body)
     ledger = report.ledger = decoded.ledger
     if ledger.msg_count_mismatch:
         log.warning(
@@ -194,7 +193,7 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
         )
 
     result: WriteResult | None = None
-    if decoded.events or decoded.quarantined:  # else: nothing to write, skip the writer
+    if decoded.row_count:  # else: nothing to write, skip the writer
         writer = state.writer
         if writer is None:
             return _unavailable(state, "the drain is not running")
@@ -278,14 +277,13 @@ def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
 def _pending(
     decoded: DecodedBatch, drain_token: str | None, frame_id: str | None, received_at: datetime
 ) -> PendingBatch:
-    rows = len(decoded.events) + len(decoded.quarantined)
     return PendingBatch(
         drain_token=drain_token,
         frame_id=frame_id,
         received_at=received_at,
-        events=decoded.events,
+        rows=decoded.rows,
         quarantined=decoded.quarantined,
-        size_bytes=decoded.ledger.body_bytes + rows * _ROW_OVERHEAD_BYTES,
+        size_bytes=decoded.ledger.body_bytes + decoded.row_count * _ROW_OVERHEAD_BYTES,
     )
 
 

@@ -37,13 +37,18 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+def part(n: int) -> str:
+    """The raw_events partition of ``day(n)``."""
+    return partition_name("raw_events", day(n))
+
+
 def day(n: int) -> date:
     return TODAY + timedelta(days=n)
 
 
 async def add_days(pool: asyncpg.Pool, offsets: list[int], rows_each: int = 10) -> None:
     async with pool.acquire() as conn:
-        await ensure_partitions(conn, [day(n) for n in offsets])
+        await ensure_partitions(conn, "raw_events", [day(n) for n in offsets])
         for n in offsets:
             at = datetime(day(n).year, day(n).month, day(n).day, 12, tzinfo=UTC)
             await conn.execute(
@@ -56,7 +61,7 @@ async def add_days(pool: asyncpg.Pool, offsets: list[int], rows_each: int = 10) 
 
 async def attached_days(pool: asyncpg.Pool) -> list[date]:
     async with pool.acquire() as conn:
-        return [p.day for p in await list_partitions(conn)]
+        return [p.day for p in await list_partitions(conn, "raw_events")]
 
 
 async def test_maintain_makes_ahead_drops_expired_and_prunes(pool: asyncpg.Pool) -> None:
@@ -76,13 +81,14 @@ async def test_maintain_makes_ahead_drops_expired_and_prunes(pool: asyncpg.Pool)
     report = await maintain(pool, POLICY, now=NOW)
     # kept: every day whose end is within 10 days of now (day -10 ends 9.x days ago)
     assert await attached_days(pool) == [day(n) for n in (-10, -9, -3, 0, 1, 2)]
-    assert report.created == [day(0), day(1), day(2)]
-    assert report.detached == [partition_name(day(n)) for n in (-30, -12, -11)]
+    assert report.created == [("raw_events", day(n)) for n in (0, 1, 2)]
+    assert report.detached == [partition_name("raw_events", day(n)) for n in (-30, -12, -11)]
     assert report.dropped == report.detached and report.blocking == [] and report.failed == []
     assert (report.ledger_pruned, report.quarantine_pruned, report.ahead_days) == (1, 1, 2)
     assert (
         await pool.fetchval(
-            "SELECT count(*) FROM pg_class WHERE relname = $1", partition_name(day(-30))
+            "SELECT count(*) FROM pg_class WHERE relname = $1",
+            part(-30),
         )
         == 0
     )
@@ -106,7 +112,7 @@ async def test_retention_never_drops_inside_the_acceptance_window(pool: asyncpg.
 
 async def test_a_left_over_detached_table_is_dropped(pool: asyncpg.Pool) -> None:
     await add_days(pool, [-40])
-    name = partition_name(day(-40))
+    name = part(-40)
     await pool.execute(f"ALTER TABLE raw_events DETACH PARTITION {name}")
     async with pool.acquire() as conn:
         rows = await partition_table(conn, NOW, POLICY)
@@ -122,7 +128,7 @@ async def test_with_a_default_partition_the_detach_falls_back_to_plain(
     await add_days(pool, [-50])
     await pool.execute("CREATE TABLE raw_events_default PARTITION OF raw_events DEFAULT")
     report = await maintain(pool, POLICY, now=NOW)
-    name = partition_name(day(-50))
+    name = part(-50)
     assert report.detached == report.blocking == report.dropped == [name]
 
 
@@ -142,7 +148,7 @@ async def test_ingest_keeps_committing_while_a_detach_waits(pool: asyncpg.Pool) 
         while asyncio.get_running_loop().time() < deadline:  # bounded: until the detach waits
             waiting = await pool.fetchval(
                 """SELECT count(*) FROM pg_stat_activity
-                   WHERE query LIKE 'ALTER TABLE raw_events DETACH%' AND wait_event IS NOT NULL"""
+                   WHERE query LIKE 'ALTER TABLE "raw_events" DETACH%' AND wait_event IS NOT NULL"""
             )
             if waiting:
                 break
@@ -151,7 +157,7 @@ async def test_ingest_keeps_committing_while_a_detach_waits(pool: asyncpg.Pool) 
         results = []
         for n in range(20):
             row = EventRow(NOW, "live.tag", f'{{"n": {n}}}', 1, 6, "host", "app", "web.1")
-            batch = PendingBatch("", f"live-{n}", NOW, [row], [], 100)
+            batch = PendingBatch("", f"live-{n}", NOW, {"raw_events": [row]}, [], 100)
             results.append(await asyncio.wait_for(writer.submit(batch), 10))
         assert not task.done(), "maintenance finished before the reader let it"
     finally:
@@ -160,7 +166,10 @@ async def test_ingest_keeps_committing_while_a_detach_waits(pool: asyncpg.Pool) 
     report = await asyncio.wait_for(task, 30)
     await writer.close()
     assert all(r.events_stored == 1 for r in results)
-    assert report.dropped == [partition_name(day(-20)), partition_name(day(-19))]
+    assert report.dropped == [
+        part(-20),
+        part(-19),
+    ]
     assert report.blocking == []
     assert await pool.fetchval("SELECT count(*) FROM raw_events WHERE tag = 'live.tag'") == 20
 
@@ -205,7 +214,7 @@ def test_partitions_cli_list_and_maintain(database_url: str, tmp_path: Path) -> 
     async def old_partition() -> None:
         conn = await asyncpg.connect(database_url)
         try:
-            await ensure_partitions(conn, [day(-30)])
+            await ensure_partitions(conn, "raw_events", [day(-30)])
         finally:
             await conn.close()
 
@@ -225,27 +234,31 @@ def test_partitions_cli_list_and_maintain(database_url: str, tmp_path: Path) -> 
     assert listed.returncode == 0, listed.stderr
     lines = [line for line in listed.stdout.splitlines() if not line.startswith("{")]
     assert lines[0].split() == ["PARTITION", "DAY", "(UTC)", "STATE", "ROWS", "(est.)", "SIZE"]
-    assert lines[1].split()[:3] == [partition_name(day(-30)), day(-30).isoformat(), "expired"]
+    assert lines[1].split()[:3] == [
+        part(-30),
+        day(-30).isoformat(),
+        "expired",
+    ]
     assert "0 of 2 days ahead made; retention 10 days" in lines[-1]
     done = drain("maintain")
     assert done.returncode == 0, done.stderr
-    assert f"dropped   {partition_name(day(-30))}" in done.stdout
-    assert f"created   {partition_name(day(2))}" in done.stdout
+    assert f"dropped   {partition_name('raw_events', day(-30))}" in done.stdout
+    assert f"created   {partition_name('raw_events', day(2))}" in done.stdout
     after = drain("list")
-    assert partition_name(day(-30)) not in after.stdout
+    assert part(-30) not in after.stdout
     assert "2 of 2 days ahead made" in after.stdout
 
 
 async def test_an_interrupted_detach_is_finalized_by_the_next_run(pool: asyncpg.Pool) -> None:
     await add_days(pool, [-30])
-    name = partition_name(day(-30))
+    name = part(-30)
     reader = await pool.acquire()
     tx = reader.transaction()
     await tx.start()
     await reader.fetchval("SELECT count(*) FROM raw_events")
     detacher = await pool.acquire()
     detach = asyncio.create_task(
-        detacher.execute(f"ALTER TABLE raw_events DETACH PARTITION {name} CONCURRENTLY")
+        detacher.execute(f'ALTER TABLE "raw_events" DETACH PARTITION {name} CONCURRENTLY')
     )
     try:
         pid = None
@@ -253,7 +266,7 @@ async def test_an_interrupted_detach_is_finalized_by_the_next_run(pool: asyncpg.
         while pid is None and asyncio.get_running_loop().time() < deadline:  # bounded
             pid = await pool.fetchval(
                 """SELECT pid FROM pg_stat_activity
-                   WHERE query LIKE 'ALTER TABLE raw_events DETACH%' AND wait_event IS NOT NULL"""
+                   WHERE query LIKE 'ALTER TABLE "raw_events" DETACH%' AND wait_event IS NOT NULL"""
             )
             await asyncio.sleep(0.02)
         assert pid is not None, "the detach never started waiting"

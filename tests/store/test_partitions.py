@@ -17,6 +17,7 @@ from drain.store.partitions import (
     PartitionCache,
     ensure_partitions,
     list_partitions,
+    partition_day,
     partition_name,
     utc_day,
 )
@@ -45,7 +46,7 @@ async def zoned_pool(request: pytest.FixtureRequest, migrated_url: str) -> Async
 
 
 def test_partition_name_and_utc_day() -> None:
-    assert partition_name(date(2026, 3, 9)) == "raw_events_p20260309"
+    assert partition_name("raw_events", date(2026, 3, 9)) == "raw_events_p20260309"
     late = datetime(2026, 3, 9, 23, 30, tzinfo=UTC)
     assert utc_day(late.astimezone(ZoneInfo("Asia/Tokyo"))) == date(2026, 3, 9)
 
@@ -55,7 +56,9 @@ async def test_bounds_are_utc_whatever_the_session_time_zone(migrated_url: str) 
     for zone in ZONES:
         conn = await connect_in_zone(migrated_url, zone)
         try:
-            created = await ensure_partitions(conn, [day + timedelta(days=ZONES.index(zone))])
+            created = await ensure_partitions(
+                conn, "raw_events", [day + timedelta(days=ZONES.index(zone))]
+            )
         finally:
             await conn.close()
         assert created == [day + timedelta(days=ZONES.index(zone))]
@@ -66,7 +69,7 @@ async def test_bounds_are_utc_whatever_the_session_time_zone(migrated_url: str) 
             "WHERE c.relispartition AND c.relkind = 'r' AND c.relname LIKE 'raw_events_p%' "
             "ORDER BY 1"
         )
-        parts = await list_partitions(conn)
+        parts = await list_partitions(conn, "raw_events")
     finally:
         await conn.close()
     assert [r["b"] for r in bounds] == [
@@ -89,7 +92,7 @@ async def test_rows_land_in_their_utc_day_partition(zoned_pool: Any) -> None:
         datetime(2025, 7, 2, 0, 0, 0, tzinfo=UTC),
     ]
     events = [EventRow(t, "t", f'{{"i": {i}}}', 1, 6, "h", "a", "p") for i, t in enumerate(times)]
-    pending = PendingBatch(None, None, datetime.now(UTC), events, [], 100)
+    pending = PendingBatch(None, None, datetime.now(UTC), {"raw_events": events}, [], 100)
     writer = Writer(zoned_pool, writer_config(flush_max_delay_s=0.001))
     await writer.start()
     try:
@@ -121,9 +124,10 @@ async def test_a_day_without_partition_gets_one_on_demand(migrated_url: str) -> 
                 "VALUES ('1999-12-31 12:00Z', now(), 't', '{}')"
             )
         cache = PartitionCache()
-        assert await cache.ensure(conn, [date(1999, 12, 31)]) == [date(1999, 12, 31)]
-        assert date(1999, 12, 31) in cache
-        assert await cache.ensure(conn, [date(1999, 12, 31)]) == []  # cached: no query
+        wanted = {"raw_events": [date(1999, 12, 31)]}
+        assert await cache.ensure(conn, wanted) == wanted
+        assert ("raw_events", date(1999, 12, 31)) in cache
+        assert await cache.ensure(conn, wanted) == {}  # cached: no query
         await conn.execute(
             "INSERT INTO raw_events (event_time, received_at, tag, payload) "
             "VALUES ('1999-12-31 12:00Z', now(), 't', '{}')"
@@ -137,7 +141,7 @@ async def test_writer_recreates_a_partition_dropped_behind_its_cache(migrated_ur
     writer = Writer(pool, writer_config(flush_max_delay_s=0.001))
     when = datetime(2025, 1, 1, 8, tzinfo=UTC)
     pending = PendingBatch(
-        None, None, when, [EventRow(when, "t", "{}", 1, 6, "h", "a", "p")], [], 9
+        None, None, when, {"raw_events": [EventRow(when, "t", "{}", 1, 6, "h", "a", "p")]}, [], 9
     )
     try:
         await writer.start()
@@ -154,8 +158,8 @@ async def test_concurrent_ensure_creates_each_partition_once(migrated_url: str) 
     conns = [await asyncpg.connect(migrated_url) for _ in range(6)]
     days = [date(2030, 1, 1) + timedelta(days=n) for n in range(4)]
     try:
-        created = await asyncio.gather(*(ensure_partitions(c, days) for c in conns))
-        parts = await list_partitions(conns[0])
+        created = await asyncio.gather(*(ensure_partitions(c, "raw_events", days) for c in conns))
+        parts = await list_partitions(conns[0], "raw_events")
     finally:
         for c in conns:
             await c.close()
@@ -169,9 +173,29 @@ async def test_writer_start_creates_partitions_ahead(migrated_url: str) -> None:
     try:
         await writer.start()
         async with pool.acquire() as conn:
-            days = [p.day for p in await list_partitions(conn)]
+            days = [p.day for p in await list_partitions(conn, "raw_events")]
     finally:
         await writer.close()
         await pool.close()
     today = datetime.now(UTC).date()
     assert days == [today, today + timedelta(days=1), today + timedelta(days=2)]
+
+
+async def test_sql_and_python_name_partitions_of_any_table_alike(migrated_url: str) -> None:
+    """drain_ensure_partition (SQL, migration 0005) and partition_name (Python) agree, for
+    raw_events and for another table partitioned by day."""
+    conn = await asyncpg.connect(migrated_url)
+    try:
+        await conn.execute(
+            "CREATE TABLE probe_rows (at timestamptz NOT NULL) PARTITION BY RANGE (at)"
+        )
+        for table in ("raw_events", "probe_rows"):
+            created = await ensure_partitions(conn, table, [date(2031, 5, 6)])
+            assert created == [date(2031, 5, 6)]
+            (part,) = [p for p in await list_partitions(conn, table) if p.day == date(2031, 5, 6)]
+            assert part.name == partition_name(table, date(2031, 5, 6))
+            assert partition_day(table, part.name) == date(2031, 5, 6)
+        await conn.execute("INSERT INTO probe_rows VALUES ('2031-05-06 23:59:59+00')")
+        assert await ensure_partitions(conn, "probe_rows", [date(2031, 5, 6)]) == []
+    finally:
+        await conn.close()

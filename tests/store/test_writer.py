@@ -40,7 +40,7 @@ def batch(
         drain_token=token,
         frame_id=f"frame-{number}" if frame_id == "auto" else frame_id,
         received_at=NOW,
-        events=rows,
+        rows={"raw_events": list(rows)},
         quarantined=quarantined or [],
         size_bytes=sum(len(r.payload) for r in rows) + 64,
     )
@@ -79,8 +79,8 @@ async def writer(pool: asyncpg.Pool) -> AsyncIterator[Writer]:
 async def test_same_frame_id_twice_stores_once(writer: Writer, migrated_url: str) -> None:
     first = await writer.submit(batch(1))
     again = await writer.submit(batch(1))
-    assert first == WriteResult(duplicate=False, events_stored=3, quarantined=0)
-    assert again == WriteResult(duplicate=True, events_stored=0, quarantined=0)
+    assert first == WriteResult(duplicate=False, stored={"raw_events": 3, "quarantine": 0})
+    assert again == WriteResult(duplicate=True, stored={})
     assert await rows_per_batch(migrated_url) == {1: 3}
     assert writer.stats().duplicates == 1
 
@@ -96,7 +96,7 @@ async def test_same_frame_id_twice_in_one_group_first_wins(pool: asyncpg.Pool) -
     finally:
         await writer.close()
     assert stats.commits == 1 and stats.last_flush_batches == 2
-    assert one == WriteResult(duplicate=False, events_stored=3, quarantined=0)
+    assert one == WriteResult(duplicate=False, stored={"raw_events": 3, "quarantine": 0})
     assert two.duplicate and two.events_stored == 0
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM raw_events") == 3
@@ -152,7 +152,7 @@ async def test_two_groups_in_flight_with_overlapping_frame_ids_store_once(
         await watcher.close()
         await writer.close()
     assert not a1.duplicate and not a2.duplicate and not b3.duplicate
-    assert b1 == WriteResult(duplicate=True, events_stored=0, quarantined=0)
+    assert b1 == WriteResult(duplicate=True, stored={})
     assert stats.commits == 2 and stats.duplicates == 1
     assert await rows_per_batch(migrated_url) == {1: 10, 2: 10, 3: 10}
 
@@ -230,7 +230,7 @@ async def test_quarantine_rows_are_stored_with_the_batch(
         tag="t",
     )
     result = await writer.submit(batch(1, quarantined=[bad]))
-    assert result == WriteResult(duplicate=False, events_stored=3, quarantined=1)
+    assert result == WriteResult(duplicate=False, stored={"raw_events": 3, "quarantine": 1})
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM quarantine")
         ledger = await conn.fetchrow("SELECT events, quarantined FROM received_batches")
@@ -262,7 +262,7 @@ async def test_rows_refused_by_postgres_are_quarantined_others_stored(
         await writer.close()
     assert stats.commits == 1
     assert results[1] == WriteResult(
-        duplicate=False, events_stored=37, quarantined=3, rejected_by_database=3
+        duplicate=False, stored={"raw_events": 37, "quarantine": 3}, rejected_by_database=3
     )
     assert results[0].events_stored == 5 and results[2].events_stored == 5
     assert results[3].duplicate
@@ -289,7 +289,7 @@ async def test_values_the_client_cannot_encode_are_quarantined(
     odd.events[1] = event(4, 1, payload='{"batch": 4, "s": "\ud800"}')
     result = await writer.submit(odd)
     assert result == WriteResult(
-        duplicate=False, events_stored=3, quarantined=1, rejected_by_database=1
+        duplicate=False, stored={"raw_events": 3, "quarantine": 1}, rejected_by_database=1
     )
     assert await rows_per_batch(migrated_url) == {4: 3}
 
@@ -505,10 +505,10 @@ async def test_row_limit_follows_the_measured_commit_rate(pool: asyncpg.Pool) ->
     assert writer.row_limit() == 2 * 1000  # floor: a full group per flush task
 
 
-async def test_event_days_are_utc_days_whatever_the_offset() -> None:
+async def test_row_days_are_utc_days_whatever_the_offset() -> None:
     from datetime import date, timedelta, timezone
 
-    from drain.store.writer import _event_days, _Item
+    from drain.store.writer import _days, _Item
 
     tokyo = timezone(timedelta(hours=9))
     rows = [
@@ -516,6 +516,6 @@ async def test_event_days_are_utc_days_whatever_the_offset() -> None:
         event(1, 1, when=datetime(2026, 12, 2, 3, 0, tzinfo=tokyo)),  # 2026-12-01 18:00 UTC
         event(1, 2, when=datetime(2026, 12, 1, 8, 0, tzinfo=tokyo)),  # 2026-11-30 23:00 UTC
     ]
-    pending = PendingBatch(TOKEN, "f", NOW, rows, [], 100)
+    pending = PendingBatch(TOKEN, "f", NOW, {"raw_events": list(rows)}, [], 100)
     item = _Item(pending, asyncio.get_running_loop().create_future(), 0.0, 3, TOKEN, "f")
-    assert _event_days([item]) == {date(2026, 12, 1), date(2026, 11, 30)}
+    assert _days([item]) == {"raw_events": {date(2026, 12, 1), date(2026, 11, 30)}}

@@ -13,7 +13,7 @@ import orjson
 
 from drain.decode.limits import DecodeLimits
 from drain.inputs.logplex import KIND_UNTAGGED, iter_outcomes
-from drain.records import DecodedBatch, EventRow, Ledger, QuarantineRow
+from drain.records import RAW_EVENTS, DecodedBatch, EventRow, Ledger, QuarantineRow
 
 
 def reference_decode(
@@ -45,7 +45,7 @@ def reference_decode(
     ledger.events = len(events)
     ledger.quarantined = len(quarantined)
     ledger.not_events = not_events
-    return DecodedBatch(events, quarantined, ledger)
+    return DecodedBatch({RAW_EVENTS: events}, quarantined, ledger)  # type: ignore[dict-item]
 
 
 def check_ledger(batch: DecodedBatch) -> None:

@@ -1,0 +1,159 @@
+"""The tables the writer fills, and how a decoded row becomes a COPY record.
+
+A *data table* holds the rows a decoder extracted from log lines (``raw_events``: the
+``@[tag] {json}`` events). Each is partitioned by day (UTC) on a time column and written
+with COPY in the transaction that claims the batch's ledger key, so a retried batch adds
+nothing to any of them. A decoder hands the writer its rows by table name
+(:attr:`drain.records.DecodedBatch.rows`); the row is a tuple in :attr:`DataTable.row_columns`
+order, and the writer appends :data:`BATCH_COLUMNS`.
+
+Adding a table is: a migration that creates it (``PARTITION BY RANGE`` on its time column,
+no DEFAULT partition), a row type in :mod:`drain.records`, the decoder that fills it, and a
+:class:`DataTable` in :data:`TABLES`. The writer, the partitions and their lifecycle work on
+every registered table without change.
+
+The ``quarantine`` table is the other sink: lines that could not become rows, and rows
+PostgreSQL refused (REJECTED_BY_DATABASE, with the raw text :attr:`DataTable.describe`
+rebuilds from the row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from drain.records import EventRow, QuarantineReason, QuarantineRow
+
+__all__ = [
+    "BATCH_COLUMNS",
+    "QUARANTINE_COLUMNS",
+    "RAW_EVENTS",
+    "TABLES",
+    "DataTable",
+    "no_nul",
+    "quarantine_record",
+    "rejected_record",
+]
+
+#: the columns the writer appends to every data-table row: the batch's identity
+BATCH_COLUMNS = ("received_at", "drain_token", "frame_id")
+
+#: the columns of a quarantine COPY record, in the order :func:`quarantine_record` builds
+QUARANTINE_COLUMNS = (
+    "received_at",
+    "reason",
+    "detail",
+    "raw",
+    "raw_bytes",
+    "frame_offset",
+    "event_time",
+    "tag",
+    "drain_token",
+    "frame_id",
+)
+
+Row = tuple[object, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DataTable:
+    """One table of decoded rows (see the module docstring).
+
+    Attributes:
+        name: the table (and the prefix of its partitions, ``<name>_pYYYYMMDD``).
+        row_columns: the columns a decoded row fills, in its tuple order.
+        time_index: the position in the row of the partition key, a tz-aware datetime.
+        describe: for a row PostgreSQL refused, ``(raw bytes, tag or None)`` for its
+            quarantine row.
+    """
+
+    name: str
+    row_columns: tuple[str, ...]
+    time_index: int
+    describe: Callable[[Row], tuple[bytes, str | None]]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The COPY columns: the row's, then :data:`BATCH_COLUMNS`."""
+        return self.row_columns + BATCH_COLUMNS
+
+    def day(self, row: Row) -> date:
+        """The UTC day of ``row``: the partition it goes to."""
+        when = row[self.time_index]
+        assert isinstance(when, datetime)
+        return when.date() if when.tzinfo is UTC else when.astimezone(UTC).date()
+
+    def time(self, row: Row) -> datetime:
+        """The partition key of ``row``."""
+        when = row[self.time_index]
+        assert isinstance(when, datetime)
+        return when
+
+
+def _describe_event(row: Row) -> tuple[bytes, str | None]:
+    event = EventRow(*row[: len(EventRow._fields)])  # type: ignore[arg-type]
+    return f"@[{event.tag}] {event.payload}".encode("utf-8", "backslashreplace"), event.tag
+
+
+RAW_EVENTS = DataTable(
+    name="raw_events",
+    row_columns=EventRow._fields,
+    time_index=EventRow._fields.index("event_time"),
+    describe=_describe_event,
+)
+
+#: every data table, by name, in the order the writer COPYs them
+TABLES: dict[str, DataTable] = {table.name: table for table in (RAW_EVENTS,)}
+
+
+def no_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold U+0000; replace it so a quarantine row always fits."""
+    if text is None or "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd")
+
+
+def quarantine_record(
+    row: QuarantineRow, received_at: datetime, drain_token: str | None, frame_id: str | None
+) -> Row:
+    """The quarantine COPY record (:data:`QUARANTINE_COLUMNS`) of a decoder's row."""
+    return (
+        received_at,
+        str(row.reason),
+        no_nul(row.detail) or "",
+        row.raw,
+        row.raw_bytes,
+        row.frame_offset,
+        row.event_time,
+        no_nul(row.tag),
+        drain_token,
+        frame_id,
+    )
+
+
+def rejected_record(
+    table: DataTable,
+    record: Row,
+    why: str,
+    received_at: datetime,
+    drain_token: str | None,
+    frame_id: str | None,
+    max_raw_bytes: int,
+) -> Row:
+    """The quarantine COPY record of a ``table`` record PostgreSQL refused (``why``: the
+    server's message), its raw text rebuilt by :attr:`DataTable.describe` and cut to
+    ``max_raw_bytes``."""
+    raw, tag = table.describe(record)
+    return (
+        received_at,
+        str(QuarantineReason.REJECTED_BY_DATABASE),
+        no_nul(why) or "",
+        raw[:max_raw_bytes],
+        len(raw),
+        None,
+        table.time(record),
+        no_nul(tag),
+        drain_token,
+        frame_id,
+    )
