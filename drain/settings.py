@@ -130,18 +130,26 @@ class Settings(BaseSettings):
         ),
     )
     drain_flush_max_events: int = Field(
-        default=5000, ge=1, description="Group commit: flush when this many events are queued."
+        default=5000,
+        ge=1,
+        description=(
+            "Group commit: most rows per transaction; batches waiting for a group in flight "
+            "are written alongside it once they reach this many."
+        ),
     )
     drain_flush_max_delay_s: float = Field(
         default=0.05,
         gt=0,
-        description="Group commit: flush when the oldest queued batch has waited this long (s).",
+        description=(
+            "Group commit: the longest a batch waits for the group in flight (s) before a "
+            "second group is written alongside it; a batch that finds none waits not at all."
+        ),
     )
     drain_writer_flushers: int = Field(
         default=2,
         ge=1,
         le=8,
-        description="Group commit: groups written at once (each on its own connection).",
+        description="Group commit: groups in flight at once (each on its own connection).",
     )
     drain_queue_max_events: int = Field(
         default=200_000,
