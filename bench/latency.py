@@ -26,8 +26,11 @@ end). ``drain serve`` runs with 1 worker on 127.0.0.1 (bench/service.py). Sectio
    ``http://USER:PASSWORD@127.0.0.1:PORT/logs`` with ``-num-outlets 8 -batch-size 50
    -stats-interval 100ms``; ``--shuttle-lines`` (10,000) lines ``@[bench.shuttle]
    {"n":i}`` are written to its stdin, either as fast as the pipe takes them (rate 0, like
-   ``cat file | log-shuttle``) or paced at ``--shuttle-rates`` lines per second. Printed:
-   rows stored in ``raw_events`` (and whether each ``n`` is stored once), and log-shuttle's
+   ``cat file | log-shuttle``) or paced at ``--shuttle-rates`` lines per second; a rate
+   with ``/block`` adds ``-drop=false`` (log-shuttle blocks its input instead of
+   dropping). Printed: rows stored in ``raw_events`` (and whether each ``n`` is stored
+   once), the seconds from the first line written to the last batched line stored, and
+   log-shuttle's
    own account from its stats lines (stdout): ``lines.read``, ``lines.batched``,
    ``lines.dropped`` (its buffer of ``-back-buff`` 50 batches was full: reported to the
    drain as ``Error L12: N messages dropped since ...`` and ``Logplex-Drop-Count``),
@@ -167,8 +170,10 @@ class ShuttleRun:
     """What one log-shuttle run did; counts are lines (log-shuttle's "messages")."""
 
     rate: float
+    block: bool
     lines: int
     feed_s: float
+    delivered_s: float
     stored: int
     distinct: int
     stats: dict[str, float]
@@ -247,13 +252,15 @@ async def shuttle_run(
     *,
     lines: int,
     rate: float,
+    block: bool = False,
     service_env: dict[str, str],
 ) -> ShuttleRun:
-    """One drain, one log-shuttle process; ``lines`` lines at ``rate`` lines/s (0: unpaced)."""
+    """One drain, one log-shuttle process; ``lines`` lines at ``rate`` lines/s (0: unpaced);
+    ``block``: with ``-drop=false``."""
     await reset(db_url)
     user, password = "shuttle", secrets.token_hex(16)
     env = {**service_env, "DRAIN_USERNAME": user, "DRAIN_PASSWORD": password}
-    tag = f"r{int(rate)}"
+    tag = f"r{int(rate)}{'-block' if block else ''}"
     svc = Service(db_url, extra_env=env, log_path=log_dir / f"serve-shuttle-{tag}.log")
     await svc.start()
     out_path = log_dir / f"shuttle-{tag}.stdout"
@@ -261,11 +268,19 @@ async def shuttle_run(
     url = f"http://{user}:{password}@127.0.0.1:{svc.port}/logs"
     payload = b"".join(b'@[%s] {"n":%d}\n' % (SHUTTLE_TAG.encode(), i) for i in range(lines))
     proc: subprocess.Popen[bytes] | None = None
-    feed_s = 0.0
+    feed_s = delivered_s = 0.0
     try:
         with out_path.open("wb") as out, err_path.open("wb") as err:
             proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-                [binary, "-logs-url", url, *SHUTTLE_FLAGS, "-stats-interval", "100ms"],
+                [
+                    binary,
+                    "-logs-url",
+                    url,
+                    *SHUTTLE_FLAGS,
+                    *(["-drop=false"] if block else []),
+                    "-stats-interval",
+                    "100ms",
+                ],
                 stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=err,
@@ -293,14 +308,15 @@ async def shuttle_run(
             done = s.get("lines.batched.count", 0) + s.get("lines.dropped.count", 0)
             return s.get("lines.read.count", 0) >= lines and done >= lines
 
-        await _wait_for(30.0, all_read)
+        await _wait_for(60.0, all_read)
 
         async def batched_stored() -> bool:
             s, _ = _read_stats(out_path)
             n, _d = await _stored(db_url, SHUTTLE_TAG)
             return n >= s.get("lines.batched.count", 0)
 
-        await _wait_for(30.0, batched_stored)
+        await _wait_for(60.0, batched_stored)
+        delivered_s = time.monotonic() - t0
         # one more line: its POST carries a drop/lost count still pending in log-shuttle
         proc.stdin.write(b'@[bench.shuttle.end] {"lines":%d}\n' % lines)
         proc.stdin.flush()
@@ -328,8 +344,10 @@ async def shuttle_run(
     err_text = err_path.read_text(errors="replace").strip().splitlines()
     return ShuttleRun(
         rate=rate,
+        block=block,
         lines=lines,
         feed_s=feed_s,
+        delivered_s=delivered_s,
         stored=stored,
         distinct=distinct,
         stats=stats,
@@ -363,8 +381,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--shuttle-lines", type=int, default=10_000)
     ap.add_argument(
         "--shuttle-rates",
-        default="0,20000",
-        help="lines/s to feed log-shuttle, comma-separated; 0 = as fast as the pipe takes them",
+        default="0,10000,20000,0/block",
+        help=(
+            "lines/s to feed log-shuttle, comma-separated; 0 = as fast as the pipe takes them; "
+            "RATE/block = with -drop=false"
+        ),
     )
     ap.add_argument("--skip", default="", help="sections to skip: low,small,high,shuttle")
     ap.add_argument(
@@ -446,31 +467,37 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     )
             if "shuttle" not in skip:
                 assert binary
-                rates = [float(r) for r in args.shuttle_rates.split(",") if r.strip()]
+                runs = [
+                    (float(r.split("/")[0]), r.endswith("/block"))
+                    for r in args.shuttle_rates.split(",")
+                    if r.strip()
+                ]
                 print(
                     f"\n## log-shuttle {' '.join(SHUTTLE_FLAGS)}: {args.shuttle_lines:,} lines "
                     f"({binary})"
                 )
                 print(
-                    "\n| fed at | fed in s | stored (distinct) | read | batched | dropped (L12) | "
-                    "lost (L13) | POSTs | POST p99 ms | POSTs with a report | "
+                    "\n| fed at | fed in s | stored in s | stored (distinct) | read | batched | "
+                    "dropped (L12) | lost (L13) | POSTs | POST p99 ms | POSTs with a report | "
                     "counted lost by drain | exit |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-                for rate in rates:
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                for rate, block in runs:
                     s = await shuttle_run(
                         db_url,
                         log_dir,
                         binary,
                         lines=args.shuttle_lines,
                         rate=rate,
+                        block=block,
                         service_env=service_env,
                     )
                     st = s.stats
                     p99 = f"{s.post_p99_s * 1e3:.1f}" if s.post_p99_s is not None else "-"
+                    fed = "pipe speed" if rate <= 0 else f"{rate:,.0f} lines/s"
                     print(
-                        f"| {'pipe speed' if rate <= 0 else f'{rate:,.0f} lines/s'} | "
-                        f"{s.feed_s:.2f} | {s.stored:,} ({s.distinct:,}) | "
+                        f"| {fed}{', -drop=false' if block else ''} | "
+                        f"{s.feed_s:.2f} | {s.delivered_s:.2f} | {s.stored:,} ({s.distinct:,}) | "
                         f"{st.get('lines.read.count', 0):,.0f} | "
                         f"{st.get('lines.batched.count', 0):,.0f} | "
                         f"{st.get('lines.dropped.count', 0):,.0f} | "
