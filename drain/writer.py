@@ -28,11 +28,11 @@ retry of a POST whose answer was lost (same Logplex-Frame-Id) adds nothing: exac
 ``flushers`` flush tasks (default 2) run side by side, each on its own pool connection, so
 that under load a full group (or one that has waited ``flush_max_delay_s``) is claimed and
 COPYed while the previous one commits (and while the event loop decodes). Two groups in
-flight never both store a (drain_token, frame_id): the
-second group's INSERT into received_batches waits on the first one's uncommitted key (the
-primary key), then ``ON CONFLICT DO NOTHING`` answers it as a duplicate (or claims it, if
-the first rolled back). Each group claims its keys in sorted order, so two groups cannot
-wait on each other (no deadlock); a deadlock from elsewhere is retried (``RETRY``).
+flight never both store a (drain_token, frame_id): the second group's INSERT into
+received_batches waits on the first one's uncommitted key (the primary key), then ``ON
+CONFLICT DO NOTHING`` answers it as a duplicate (or claims it, if the first rolled back).
+Each group claims its keys in sorted order, so two groups cannot wait on each other (no
+deadlock); a deadlock from elsewhere is retried (``RETRY``).
 
 Failures, by who is to blame (see :func:`classify_error`):
 
