@@ -197,6 +197,38 @@ def make_bodies(
     return [make_body(rng, now, target_bytes=target_bytes) for _ in range(n)]
 
 
+def make_event_body(n_events: int, *, now: datetime, tag: str = "bench.latency") -> Body:
+    """One small body of ``n_events`` event frames ``@[tag] {"n":i}`` and nothing else.
+
+    For the latency figure at low load (bench/latency.py): one short POST, as an app that
+    logs little gets from Logplex. TIMESTAMPs are ``now`` minus ``n_events - i``
+    microseconds (UTC, tz-aware ``now`` required).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be tz-aware (UTC)")
+    now = now.astimezone(UTC)
+    parts: list[bytes] = []
+    events: list[EventRow] = []
+    for i in range(n_events):
+        t = now - timedelta(microseconds=n_events - i)
+        payload = f'{{"n":{i}}}'
+        msg = f"<{_APP_PRI}>1 {_timestamp(t)} host app web.1 - @[{tag}] {payload}"
+        parts.append(_frame(msg.encode("ascii")))
+        events.append(
+            EventRow(
+                event_time=t,
+                tag=tag,
+                payload=payload,
+                facility=_APP_PRI // 8,
+                severity=_APP_PRI % 8,
+                hostname="host",
+                app_name="app",
+                proc_id="web.1",
+            )
+        )
+    return Body(body=b"".join(parts), frames=n_events, events=tuple(events))
+
+
 def ceiling_rows(
     bodies: list[Body],
     n_events: int,

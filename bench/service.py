@@ -100,8 +100,12 @@ class Service:
 
     async def start(self, *, ready_timeout_s: float = 60.0) -> None:
         """Start the service and wait until ``GET /health`` answers 200."""
+        # credentials only from extra_env (the log-shuttle run sets them), never inherited
+        inherited = {
+            k: v for k, v in os.environ.items() if k not in ("DRAIN_USERNAME", "DRAIN_PASSWORD")
+        }
         env = {
-            **os.environ,
+            **inherited,
             "DATABASE_URL": self.database_url,
             "PORT": str(self.port),
             "DRAIN_HOST": "127.0.0.1",
@@ -109,8 +113,6 @@ class Service:
             "DRAIN_ALLOW_ANONYMOUS": "true",
             **self.extra_env,
         }
-        env.pop("DRAIN_USERNAME", None)
-        env.pop("DRAIN_PASSWORD", None)
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
             [*drain_command(), "serve"],

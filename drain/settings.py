@@ -274,13 +274,19 @@ class Settings(BaseSettings):
     drain_flush_max_events: int = Field(
         default=5000,
         ge=1,
-        description="Group commit: flush when this many rows are queued.",
+        description=(
+            "Group commit: most rows per transaction; batches waiting for a group in flight "
+            "are written alongside it once they reach this many."
+        ),
         json_schema_extra={"unit": "rows"},
     )
     drain_flush_max_delay_s: float = Field(
         default=0.05,
         gt=0,
-        description="Group commit: flush when the oldest queued batch has waited this long.",
+        description=(
+            "Group commit: the longest a batch waits for the group in flight before a second "
+            "group is written alongside it; a batch that finds none waits not at all."
+        ),
         json_schema_extra={"unit": "seconds"},
     )
     drain_writer_flushers: int = Field(

@@ -1,9 +1,10 @@
 """The group-commit writer: from :class:`~drain.records.PendingBatch` to committed rows.
 
 Each POST's decoded batch is handed to :meth:`Writer.submit`, which queues it and waits.
-A flush task takes the queued batches of many concurrent requests together (up to
-``flush_max_events`` rows, or whatever arrived within ``flush_max_delay_s`` of the
-oldest) and writes them in ONE transaction::
+Adaptive group commit: a batch that finds no group being written is written at once; the
+batches that arrive while a group is being written wait for it, and the flush task that
+wrote it then takes them all (up to ``flush_max_events`` rows) and writes them in ONE
+transaction::
 
     1. ensure the daily partitions of the group's days      (own short transaction)
     2. BEGIN
@@ -15,17 +16,24 @@ oldest) and writes them in ONE transaction::
        COMMIT
     3. answer every request with its WriteResult
 
+So a lone batch waits for its own COMMIT only, and under load a group holds what arrived
+while the previous one was being written: the groups grow with the load and with the time
+a group takes. While a group is in flight, the batches waiting for it are taken by another
+flush task (a second group in flight) as soon as they reach ``flush_max_events`` rows or
+the oldest of them has waited ``flush_max_delay_s``.
+
 A request is answered only after its rows are committed. The ledger row
 (drain_token, frame_id) is written in the same transaction as the rows, so Logplex's
 retry of a POST whose answer was lost (same Logplex-Frame-Id) adds nothing: exactly once.
 
 ``flushers`` flush tasks (default 2) run side by side, each on its own pool connection, so
-that the next group is claimed and COPYed while the previous one commits (and while the
-event loop decodes). Two groups in flight never both store a (drain_token, frame_id): the
-second group's INSERT into received_batches waits on the first one's uncommitted key (the
-primary key), then ``ON CONFLICT DO NOTHING`` answers it as a duplicate (or claims it, if
-the first rolled back). Each group claims its keys in sorted order, so two groups cannot
-wait on each other (no deadlock); a deadlock from elsewhere is retried (``RETRY``).
+that under load a full group (or one that has waited ``flush_max_delay_s``) is claimed and
+COPYed while the previous one commits (and while the event loop decodes). Two groups in
+flight never both store a (drain_token, frame_id): the second group's INSERT into
+received_batches waits on the first one's uncommitted key (the primary key), then ``ON
+CONFLICT DO NOTHING`` answers it as a duplicate (or claims it, if the first rolled back).
+Each group claims its keys in sorted order, so two groups cannot wait on each other (no
+deadlock); a deadlock from elsewhere is retried (``RETRY``).
 
 Failures are sorted by who is to blame (:func:`drain.store.faults.classify_error`): a
 transient fault answers every request of the group with DatabaseUnavailable (web: 503;
@@ -91,8 +99,13 @@ class WriterConfig:
     field that is a setting (DRAIN_FLUSH_*, DRAIN_QUEUE_*, DRAIN_WRITER_FLUSHERS, ...).
 
     Fields:
-        flush_max_events: flush as soon as this many rows are queued.
-        flush_max_delay_s: or when the oldest queued batch has waited this long, seconds.
+        flush_max_events: most rows in one group (a bigger batch is a group of its own).
+            While a group is being written, the batches waiting for it are written by
+            another flush task as soon as they reach this many rows.
+        flush_max_delay_s: while a group is being written, the longest the oldest batch
+            waiting for it waits (seconds) before another flush task writes the waiting
+            batches alongside it. A batch that finds no group being written does not wait.
+            0: no waiting at all; every free flush task writes what is queued.
         queue_max_events: past this many queued rows, submit() raises QueueFull.
         queue_max_bytes: past this many queued bytes (PendingBatch.size_bytes), QueueFull.
             A batch is always accepted into an empty queue, however big.
@@ -110,7 +123,8 @@ class WriterConfig:
             missing partition.
         max_quarantine_raw_bytes: raw bytes kept for an event PostgreSQL refused.
         flushers: flush tasks, i.e. groups in flight at once (each holds a pool connection
-            while it writes). 2: one group is COPYed while the previous one commits.
+            while it writes). 2: a full group (or one that waited ``flush_max_delay_s``)
+            is COPYed while the previous one commits. 1: one group at a time.
 
     Raises:
         ValueError: a bound or timeout is not positive, or a delay/count is negative.
@@ -418,35 +432,44 @@ class Writer:
 
     # -- the flush task --------------------------------------------------------------
 
+    def _hold_s(self, now: float) -> float:
+        """Seconds the queued batches should still wait before a flush task takes them
+        (loop time ``now``); 0 or less: take them now. Adaptive group commit: they wait
+        only while another group is being written, and only until that group is done (its
+        flush task then takes them), ``flush_max_events`` rows are queued, or the oldest
+        has waited ``flush_max_delay_s``; when closing, not at all."""
+        cfg = self._config
+        if self._closing or not self._in_flight or self._waiting_rows >= cfg.flush_max_events:
+            return 0.0
+        return self._queue[0].enqueued_at + cfg.flush_max_delay_s - now
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        cfg = self._config
         group: list[_Item] = []
         try:
             while True:
-                while not self._queue:
+                if not self._queue:
                     if self._closing:
                         return
                     self._wake.clear()
                     await self._wake.wait()
-                deadline = self._queue[0].enqueued_at + cfg.flush_max_delay_s
-                while not self._closing and self._waiting_rows < cfg.flush_max_events:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
+                    continue
+                hold = self._hold_s(loop.time())
+                if hold > 0:
+                    # woken by a submit (re-check the rows), by the end of the group in
+                    # flight, or by close(); else the delay is up
                     self._wake.clear()
-                    try:
-                        async with asyncio.timeout(remaining):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(hold):
                             await self._wake.wait()
-                    except TimeoutError:
-                        break
+                    continue
                 group = self._take_group()
-                if group:  # empty when another flush task took the queue first
-                    self._in_flight += 1
-                    try:
-                        await self._flush(group)
-                    finally:
-                        self._in_flight -= 1
+                self._in_flight += 1
+                try:
+                    await self._flush(group)
+                finally:
+                    self._in_flight -= 1
+                    self._wake.set()  # a flush task holding batches for this group
                 group = []
         except asyncio.CancelledError:
             self._answer_failed(

@@ -295,7 +295,9 @@ async def test_values_the_client_cannot_encode_are_quarantined(
 
 
 async def test_queue_full_then_close_flushes_and_answers_waiters(pool: asyncpg.Pool) -> None:
-    # The flush waits up to 60 s for more rows, so nothing is written until close().
+    # Both batches are queued before a flush task runs, and submit() raises QueueFull
+    # before it awaits anything: the queue holds 8 rows (written or not) when the third
+    # arrives. close() then answers both waiters.
     config = writer_config(
         flush_max_delay_s=60, flush_max_events=10_000, queue_max_events=10, queue_max_bytes=10**6
     )
@@ -322,6 +324,153 @@ async def test_a_big_batch_is_accepted_into_an_empty_queue(pool: asyncpg.Pool) -
     finally:
         await small.close()
     assert result.events_stored == 50
+
+
+async def test_a_lone_batch_commits_without_waiting_for_the_delay(pool: asyncpg.Pool) -> None:
+    """No group being written: a batch is written at once, alone (adaptive group commit).
+    The delay is 30 s; each answer comes well inside a 10 s bound."""
+    writer = Writer(pool, writer_config(flush_max_delay_s=30, command_timeout_s=5))
+    await writer.start()
+    try:
+        for i in range(3):
+            result = await asyncio.wait_for(writer.submit(batch(i, events=1)), timeout=10)
+            assert result == WriteResult(duplicate=False, stored={"raw_events": 1, "quarantine": 0})
+            stats = writer.stats()
+            assert (stats.commits, stats.last_flush_batches) == (i + 1, 1)
+    finally:
+        await writer.close()
+
+
+async def _lock_raw_events(conn: asyncpg.Connection) -> asyncpg.transaction.Transaction:
+    lock = conn.transaction()
+    await lock.start()
+    await conn.execute("LOCK TABLE raw_events IN ACCESS EXCLUSIVE MODE")
+    return lock
+
+
+async def test_batches_arriving_during_a_flush_wait_for_it_and_commit_as_one_group(
+    pool: asyncpg.Pool, migrated_url: str
+) -> None:
+    """While a group is in flight (held inside its transaction by a lock on raw_events), the
+    batches that arrive wait for it, and are then written together in one transaction by
+    the flush task that wrote it: two commits for four requests, none waiting the 30 s
+    delay. They arrive one by one, the idle second flush task running in between (loop
+    yields), and it does not take them: else the first would be a group of its own."""
+    writer = Writer(pool, writer_config(flush_max_delay_s=30, flushers=2, command_timeout_s=10))
+    blocker = await asyncpg.connect(migrated_url)
+    try:
+        await writer.start()
+        lock = await _lock_raw_events(blocker)
+        first = asyncio.create_task(writer.submit(batch(0, events=5)))
+        await wait_until_blocked_on_lock(blocker, blocker.get_server_pid())
+        later = []
+        for i in (1, 2, 3):
+            later.append(asyncio.create_task(writer.submit(batch(i, events=5))))
+            for _ in range(10):  # yields, not a wait for a flush
+                await asyncio.sleep(0)
+        assert writer.stats().queue_batches == 4 and writer.stats().commits == 0
+        await lock.rollback()
+        results = await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
+        stats = writer.stats()
+    finally:
+        await blocker.close()
+        await writer.close()
+    assert [r.events_stored for r in results] == [5, 5, 5, 5]
+    assert (stats.commits, stats.last_flush_batches, stats.last_flush_events) == (2, 3, 15)
+    assert await rows_per_batch(migrated_url) == {0: 5, 1: 5, 2: 5, 3: 5}
+
+
+async def test_a_full_group_waiting_behind_a_stuck_flush_is_written_alongside_it(
+    pool: asyncpg.Pool, migrated_url: str
+) -> None:
+    """The second flush task still writes a group beside the one in flight once the waiting
+    rows reach flush_max_events: here while the first group waits on a ledger key another
+    session holds (30 s delay, so only the row count can have released it)."""
+    config = writer_config(flush_max_events=20, flush_max_delay_s=30, flushers=2)
+    writer = Writer(pool, config)
+    holder = await asyncpg.connect(migrated_url)
+    watcher = await asyncpg.connect(migrated_url)
+    try:
+        await writer.start()
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute(
+            "INSERT INTO received_batches (drain_token, frame_id, received_at, events, "
+            "quarantined) VALUES ($1, 'frame-0', now(), 0, 0)",
+            TOKEN,
+        )
+        stuck = asyncio.create_task(writer.submit(batch(0, events=5)))
+        assert await _backends_waiting_on_a_lock(watcher, 1) == 1
+        full = [asyncio.create_task(writer.submit(batch(i, events=10))) for i in (1, 2)]
+        done = await asyncio.wait_for(asyncio.gather(*full), timeout=10)
+        assert not stuck.done()
+        assert writer.stats().commits == 1 and writer.stats().last_flush_batches == 2
+        await holding.rollback()
+        first = await asyncio.wait_for(stuck, timeout=10)
+    finally:
+        await holder.close()
+        await watcher.close()
+        await writer.close()
+    assert [r.events_stored for r in done] == [10, 10] and first.events_stored == 5
+    assert await rows_per_batch(migrated_url) == {0: 5, 1: 10, 2: 10}
+
+
+async def test_the_delay_bounds_the_wait_behind_a_stuck_flush(
+    pool: asyncpg.Pool, migrated_url: str
+) -> None:
+    """A small batch waits for the group in flight at most flush_max_delay_s; then the
+    second flush task writes it although that group is still stuck."""
+    writer = Writer(pool, writer_config(flush_max_delay_s=0.05, flushers=2))
+    holder = await asyncpg.connect(migrated_url)
+    watcher = await asyncpg.connect(migrated_url)
+    try:
+        await writer.start()
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute(
+            "INSERT INTO received_batches (drain_token, frame_id, received_at, events, "
+            "quarantined) VALUES ($1, 'frame-0', now(), 0, 0)",
+            TOKEN,
+        )
+        stuck = asyncio.create_task(writer.submit(batch(0)))
+        assert await _backends_waiting_on_a_lock(watcher, 1) == 1
+        small = await asyncio.wait_for(writer.submit(batch(1)), timeout=10)
+        assert small.events_stored == 3 and not stuck.done()
+        await holding.rollback()
+        assert (await asyncio.wait_for(stuck, timeout=10)).events_stored == 3
+    finally:
+        await holder.close()
+        await watcher.close()
+        await writer.close()
+    assert await rows_per_batch(migrated_url) == {0: 3, 1: 3}
+
+
+async def test_close_writes_the_batches_waiting_behind_a_flush_without_the_delay(
+    pool: asyncpg.Pool, migrated_url: str
+) -> None:
+    """close() does not keep batches held behind the group in flight (30 s delay): the
+    second flush task takes them at once (its backend, too, then waits on the lock while
+    the first group is still stuck), and close() returns once every request is answered."""
+    writer = Writer(pool, writer_config(flush_max_delay_s=30, flushers=2, command_timeout_s=10))
+    blocker = await asyncpg.connect(migrated_url)
+    watcher = await asyncpg.connect(migrated_url)
+    try:
+        await writer.start()
+        lock = await _lock_raw_events(blocker)
+        tasks = [asyncio.create_task(writer.submit(batch(0, events=4)))]
+        await wait_until_blocked_on_lock(blocker, blocker.get_server_pid())
+        tasks += [asyncio.create_task(writer.submit(batch(i, events=4))) for i in (1, 2)]
+        await asyncio.sleep(0)  # let them enqueue
+        closing = asyncio.create_task(writer.close(timeout_s=20))
+        assert await _backends_waiting_on_a_lock(watcher, 2) == 2
+        await lock.rollback()
+        await asyncio.wait_for(closing, timeout=10)
+    finally:
+        await blocker.close()
+        await watcher.close()
+        await writer.close()
+    assert [t.result().events_stored for t in tasks] == [4, 4, 4]
+    assert await rows_per_batch(migrated_url) == {0: 4, 1: 4, 2: 4}
 
 
 async def wait_until_blocked_on_lock(conn: asyncpg.Connection, blocker_pid: int) -> None:
