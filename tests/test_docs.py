@@ -18,9 +18,6 @@ from tests.support.served import clean_env, drain_command
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
-#: linked from the README, written by the package restructure on another branch; once the
-#: file exists, test_pages_not_yet_written_are_missing fails: delete the entry then
-NOT_YET_WRITTEN = {ROOT / "docs" / "architecture.md"}
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -69,8 +66,6 @@ def test_relative_links_resolve(page: Path) -> None:
     for target in relative_links(text):
         path_part, _, anchor = target.partition("#")
         linked = (page.parent / path_part).resolve() if path_part else page
-        if linked in NOT_YET_WRITTEN:
-            continue
         if not linked.exists():
             broken.append(f"{target}: no file {linked.relative_to(ROOT)}")
         elif anchor and anchor not in anchors(linked.read_text(encoding="utf-8")):
@@ -80,11 +75,7 @@ def test_relative_links_resolve(page: Path) -> None:
 
 def test_the_readme_links_every_page_of_docs() -> None:
     linked = {(ROOT / t.partition("#")[0]).resolve() for t in relative_links(README.read_text())}
-    assert set(PAGES[1:]) | NOT_YET_WRITTEN <= linked
-
-
-def test_pages_not_yet_written_are_missing() -> None:
-    assert not [p for p in NOT_YET_WRITTEN if p.exists()], "remove them from NOT_YET_WRITTEN"
+    assert set(PAGES[1:]) <= linked
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))

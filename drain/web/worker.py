@@ -5,15 +5,11 @@ the settings from the environment, takes the database URL that ``drain serve`` h
 (the embedded server's URL is not in DATABASE_URL), builds the app and tunes the cyclic
 garbage collector.
 
-The garbage collector:
-
 The write path allocates many short-lived containers per request (rows, tuples, dicts from
 ``orjson.loads``) and almost no reference cycles, so CPython's default collector
 thresholds (700, 10, 10) run a gen-0 collection every ~700 allocations and a full
 collection every ~70,000, each of which walks every object the process holds (the imported
-modules of FastAPI, pydantic, asyncpg...: ~20 ms per full collection, measured with a
-gc.callbacks probe). Measured under the benchmark's load (bench/README.md): 5 % of the
-worker's CPU in the collector, and 20 ms pauses in the POST latency.
+modules of FastAPI, pydantic, asyncpg...). bench/README.md has what that cost under load.
 
 :func:`tune_gc` freezes what exists after start-up (``gc.freeze()``: the objects of the
 imports and the app move to a permanent generation the collector no longer walks) and

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from drain.cli import main
@@ -153,3 +154,53 @@ def test_serve_refuses_a_busy_port_before_printing_a_url(database_url: str, tmp_
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "curl" not in result.stdout
+
+
+def test_parse_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """``drain parse FILE | head -1``: the reader goes away, drain exits 0 without a
+    BrokenPipeError traceback."""
+    (case,) = [c for c in sample_cases() if c.name == "logplex-doc-10msg"]
+    body = tmp_path / "big.body"
+    body.write_bytes(case.body() * 300)  # ~1 MB of JSON lines: far more than a pipe holds
+    command = " ".join([*drain_command(), "parse", str(body), "--now", NOW_ARG])
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {command} | head -c 1"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "{"
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_parse_counts_the_unframeable_rest_as_quarantined(tmp_path: Path) -> None:
+    """``printf garbage | drain parse -``: the summary's quarantined is the BAD_FRAMING row,
+    as the server's Drain-Quarantined header says."""
+    done = subprocess.run(
+        [*drain_command(), "parse", "-"],
+        input=b"garbage",
+        env=clean_env(),
+        capture_output=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout.splitlines()[-1])
+    assert summary["quarantined"] == 1 == sum(summary["quarantined_by_reason"].values())
+    assert summary["quarantined_by_reason"] == {"bad_framing": 1}
+
+
+@pytest.mark.parametrize("command", [["partitions", "list"], ["rollup", "list"]])
+def test_a_read_only_command_never_creates_an_embedded_database(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Without the DRAIN_DATA_DIR that `drain serve` used, a read-only command says which
+    data directory it looked in and stops (exit 1) rather than make a second database."""
+    data_dir = tmp_path / "elsewhere" / "pgdata"
+    done = run_drain(command, clean_env(DRAIN_DATA_DIR=str(data_dir)), tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert str(data_dir) in done.stderr and "DRAIN_DATA_DIR" in done.stderr
+    assert not data_dir.exists()
