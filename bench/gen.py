@@ -43,6 +43,7 @@ RAW_EVENTS_COLUMNS: tuple[str, ...] = (
     "proc_id",
     "drain_token",
     "frame_id",
+    "app",
 )
 
 #: A drain token as Logplex sends it in ``Logplex-Drain-Token``.
@@ -178,6 +179,7 @@ def make_body(
                 hostname="host",
                 app_name="app",
                 proc_id=dyno,
+                app="",
             )
         frame = _frame(msg)
         if size + len(frame) > target_bytes:
@@ -224,6 +226,7 @@ def make_event_body(n_events: int, *, now: datetime, tag: str = "bench.latency")
                 hostname="host",
                 app_name="app",
                 proc_id="web.1",
+                app="",
             )
         )
     return Body(body=b"".join(parts), frames=n_events, events=tuple(events))
@@ -262,6 +265,7 @@ def ceiling_rows(
                     e.proc_id,
                     drain_token,
                     frame_id,
+                    drain_token,  # the app of a token DRAIN_APPS does not name
                 )
             )
         if len(rows) >= n_events:

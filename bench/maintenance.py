@@ -65,7 +65,9 @@ async def _write_until(writer: Writer, done: asyncio.Event, latencies: list[floa
         if done.is_set():
             return
         events = [
-            EventRow(now, "bench.live", f'{{"n": {n}, "i": {i}}}', 1, 6, "h", "app", "web.1")
+            EventRow(
+                now, "bench.live", f'{{"n": {n}, "i": {i}}}', 1, 6, "h", "app", "web.1", "shop"
+            )
             for i in range(100)
         ]
         batch = PendingBatch(

@@ -48,6 +48,8 @@ class EventRow(NamedTuple):
         app_name: APP-NAME field (Logplex: ``app`` for the app's own output, ``heroku`` for
             platform lines).
         proc_id: PROCID field (Logplex: the dyno, e.g. ``web.1``).
+        app: the Heroku app (or Fir service) that sent it: the name DRAIN_APPS gives the
+            batch's drain token, else the token, else ``""`` (drain.settings).
     """
 
     event_time: datetime
@@ -58,6 +60,7 @@ class EventRow(NamedTuple):
     hostname: str
     app_name: str
     proc_id: str
+    app: str
 
 
 class QuarantineReason(enum.StrEnum):
@@ -105,6 +108,7 @@ class QuarantineRow(NamedTuple):
         frame_offset: byte offset of the frame (its length prefix) in the decoded body.
         event_time: the syslog TIMESTAMP in UTC when the header parsed, else None.
         tag: the tag when one was read, else None.
+        app: the app that sent it, as :attr:`EventRow.app`.
     """
 
     reason: QuarantineReason
@@ -114,6 +118,7 @@ class QuarantineRow(NamedTuple):
     frame_offset: int
     event_time: datetime | None
     tag: str | None
+    app: str
 
 
 class Outcome(enum.StrEnum):

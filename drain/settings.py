@@ -33,6 +33,7 @@ import ipaddress
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +153,16 @@ class Settings(BaseSettings):
             "for log-shuttle."
         ),
         json_schema_extra={"unit": "comma-separated list", "default_text": "unset (any token)"},
+    )
+    drain_apps: str | None = Field(
+        default=None,
+        description=(
+            "Which Heroku app each Logplex drain token belongs to, for several apps on one "
+            "drain: `d.<uuid>=shop,d.<uuid>=api`. Every stored row records its app: this "
+            'name, else the drain token, else empty. The names (and "other" for every '
+            "other app) label the per-app counters of /health and /metrics."
+        ),
+        json_schema_extra={"unit": "comma-separated token=app pairs", "default_text": "unset"},
     )
     drain_max_body_bytes: int = Field(
         default=8 * MiB,
@@ -474,6 +485,14 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("drain_apps")
+    @classmethod
+    def _apps_are_token_name_pairs(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        _app_map(value)  # raises ValueError naming the bad pair
+        return value
+
     @model_validator(mode="after")
     def _shutdown_fits_herokus_budget(self) -> Settings:
         total = self.drain_shutdown_requests_s + self.drain_shutdown_writer_s
@@ -510,6 +529,34 @@ class Settings(BaseSettings):
         if self.drain_tokens is None:
             return None
         return frozenset(t.strip() for t in self.drain_tokens.split(",") if t.strip())
+
+    @cached_property
+    def app_names(self) -> dict[str, str]:
+        """DRAIN_APPS as a mapping from drain token to app name (empty when unset)."""
+        return _app_map(self.drain_apps) if self.drain_apps else {}
+
+    def app_for(self, drain_token: str | None) -> str:
+        """The app of a batch sent with ``drain_token``: its DRAIN_APPS name, else the token,
+        else ``""`` (see :attr:`drain.records.EventRow.app`)."""
+        if drain_token is None:
+            return ""
+        return self.app_names.get(drain_token, drain_token)
+
+    def app_label(self, app: str) -> str:
+        """The value of an ``app`` label in /metrics and /health for ``app``: a name DRAIN_APPS
+        gives, else ``"other"``, so the number of series stays bounded whatever the
+        senders put in their tokens or service names."""
+        return app if app in self.app_names.values() else "other"
+
+    def token_label(self, drain_token: str | None) -> str:
+        """The value of a ``drain_token`` label in /metrics: a token DRAIN_TOKENS or
+        DRAIN_APPS lists, ``""`` for none, else ``"other"`` (bounded, as :meth:`app_label`)."""
+        if drain_token is None:
+            return ""
+        allowed = self.allowed_drain_tokens or frozenset()
+        if drain_token in allowed or drain_token in self.app_names:
+            return drain_token
+        return "other"
 
     @property
     def https_required(self) -> bool:
@@ -663,6 +710,36 @@ class Settings(BaseSettings):
                 f"DRAIN_HOST={self.host} listens beyond this machine but DRAIN_USERNAME and "
                 "DRAIN_PASSWORD are not set: set both, or set DRAIN_ALLOW_ANONYMOUS=true"
             )
+
+
+#: an app name in DRAIN_APPS: Heroku's app names (lower-case letters, digits, dashes) and
+#: Fir service names (which may add dots and underscores), 1-64 characters
+_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _app_map(value: str) -> dict[str, str]:
+    """Parse DRAIN_APPS (``d.<uuid>=name,...``).
+
+    Raises:
+        ValueError: a pair is not ``d.<uuid>=name``, or a token appears twice.
+    """
+    found: dict[str, str] = {}
+    for pair in (p.strip() for p in value.split(",")):
+        if not pair:
+            continue
+        token, sep, name = (part.strip() for part in pair.partition("="))
+        if not sep or not _DRAIN_TOKEN.fullmatch(token) or not _APP_NAME.fullmatch(name):
+            raise ValueError(
+                f"{pair!r} is not token=app: expected d.<uuid>=name, e.g. "
+                "d.fc6b856b-3332-4546-93de-7d0ee272c3bd=shop (`heroku drains --json -a APP` "
+                "lists an app's drain tokens)"
+            )
+        if token in found:
+            raise ValueError(f"drain token {token} is listed twice")
+        found[token] = name
+    if not found:
+        raise ValueError("expected comma-separated token=app pairs (d.<uuid>=shop,...)")
+    return found
 
 
 class _DefaultsOnly(Settings):

@@ -89,7 +89,7 @@ FrameDecoder = Callable[[bytes, int, bool], FrameResult]
 _new = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
 
 
-def frame_decoder(now: datetime, limits: DecodeLimits) -> FrameDecoder:
+def frame_decoder(now: datetime, limits: DecodeLimits, app: str = "") -> FrameDecoder:
     """The function that gives each frame of one body its outcome.
 
     ``decode(msg, offset, too_long)`` takes the frame's SYSLOG-MSG (MSG-LEN bytes, trailing
@@ -103,6 +103,8 @@ def frame_decoder(now: datetime, limits: DecodeLimits) -> FrameDecoder:
     Args:
         now: the receipt time (tz-aware); the acceptance window is relative to it.
         limits: the decoder's bounds.
+        app: the app the body came from (see :attr:`drain.records.EventRow.app`), set on
+            every row.
 
     Raises:
         ValueError: ``now`` is naive.
@@ -110,36 +112,45 @@ def frame_decoder(now: datetime, limits: DecodeLimits) -> FrameDecoder:
     earliest, latest = limits.window(now)
     tags: dict[bytes, str] = {}
 
+    def quarantine(
+        msg: bytes,
+        offset: int,
+        reason: QuarantineReason,
+        detail: str,
+        when: datetime | None = None,
+        tag: str | None = None,
+    ) -> QuarantineRow:
+        keep = limits.max_quarantine_raw_bytes
+        return QuarantineRow(reason, detail, msg[:keep], len(msg), offset, when, tag, app)
+
     def decode(msg: bytes, offset: int, too_long: bool) -> FrameResult:
         if too_long:
-            return _quarantine(
+            return quarantine(
                 msg,
                 offset,
-                limits,
                 QuarantineReason.FRAME_TOO_LONG,
                 f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})",
             )
         try:
-            pri, when, host, app, proc, _msgid, _sd, text = split_line(msg)
+            pri, when, host, app_name, proc, _msgid, _sd, text = split_line(msg)
         except LineError as error:
             if b"@[" in msg:
-                return _quarantine(
-                    msg, offset, limits, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {error}"
+                return quarantine(
+                    msg, offset, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {error}"
                 )
             return KIND_MALFORMED_LINE
         parsed = parse_event(text, tags) if text.startswith(TAGGED) else None
         if parsed is None:
-            if is_loss_line(app, proc, text):
+            if is_loss_line(app_name, proc, text):
                 return parse_lost_line(text) or KIND_LOGPLEX_ERROR
             return KIND_UNTAGGED
         if isinstance(parsed, RejectedEvent):
-            return _quarantine(msg, offset, limits, parsed.reason, parsed.detail, when, parsed.tag)
+            return quarantine(msg, offset, parsed.reason, parsed.detail, when, parsed.tag)
         tag, payload = parsed.tag, parsed.payload
         if when < earliest or when > latest:
-            return _quarantine(
+            return quarantine(
                 msg,
                 offset,
-                limits,
                 QuarantineReason.OUT_OF_WINDOW,
                 _window_detail(when, earliest, latest, limits),
                 when,
@@ -154,25 +165,13 @@ def frame_decoder(now: datetime, limits: DecodeLimits) -> FrameDecoder:
                 pri >> 3,
                 pri & 7,
                 host.decode("ascii"),
-                app.decode("ascii"),
+                app_name.decode("ascii"),
                 proc.decode("ascii"),
+                app,
             ),
         )
 
     return decode
-
-
-def _quarantine(
-    msg: bytes,
-    offset: int,
-    limits: DecodeLimits,
-    reason: QuarantineReason,
-    detail: str,
-    when: datetime | None = None,
-    tag: str | None = None,
-) -> QuarantineRow:
-    keep = limits.max_quarantine_raw_bytes
-    return QuarantineRow(reason, detail, msg[:keep], len(msg), offset, when, tag)
 
 
 def _iso(when: datetime) -> str:
@@ -193,7 +192,7 @@ def _window_detail(
     )
 
 
-def _rest_row(body: bytes, error: FramingError, limits: DecodeLimits) -> QuarantineRow:
+def _rest_row(body: bytes, error: FramingError, limits: DecodeLimits, app: str) -> QuarantineRow:
     """The BAD_FRAMING row of the unframeable rest of ``body``: only the bytes kept are
     copied, not the whole rest of a (possibly large) body."""
     rest = body[error.offset : error.offset + limits.max_quarantine_raw_bytes]
@@ -205,11 +204,17 @@ def _rest_row(body: bytes, error: FramingError, limits: DecodeLimits) -> Quarant
         error.offset,
         None,
         None,
+        app,
     )
 
 
 def decode_body(
-    body: bytes, *, now: datetime, limits: DecodeLimits, msg_count: int | None = None
+    body: bytes,
+    *,
+    now: datetime,
+    limits: DecodeLimits,
+    msg_count: int | None = None,
+    app: str = "",
 ) -> DecodedBatch:
     """Decode one ``application/logplex-1`` body into events, quarantine rows and a ledger.
 
@@ -221,6 +226,7 @@ def decode_body(
         limits: the decoder's bounds.
         msg_count: the request's ``Logplex-Msg-Count`` header, recorded in
             ``ledger.msg_count_header``; a mismatch is reported, never an error.
+        app: the app the body came from, set on every row (:attr:`EventRow.app`).
 
     Returns:
         :class:`~drain.records.DecodedBatch` with rows in body order and a ledger that
@@ -231,7 +237,7 @@ def decode_body(
         TooManyFrames: more than ``limits.max_frames`` frames; raised when frame
             ``max_frames + 1`` starts. The only way a body raises.
     """
-    decode = frame_decoder(now, limits)
+    decode = frame_decoder(now, limits, app)
     max_frame_bytes = limits.max_frame_bytes
     max_frames = limits.max_frames
     events: list[EventRow] = []
@@ -260,7 +266,7 @@ def decode_body(
         elif isinstance(out, str):
             by_kind[out] = by_kind.get(out, 0) + 1
     if error is not None:
-        row = _rest_row(body, error, limits)
+        row = _rest_row(body, error, limits, app)
         quarantined.append(row)
         by_reason[row.reason.value] = by_reason.get(row.reason.value, 0) + 1
         ledger.framing_error = row.detail
@@ -308,7 +314,9 @@ class FrameOutcome:
     loss: LostReport | None = None
 
 
-def iter_outcomes(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterator[FrameOutcome]:
+def iter_outcomes(
+    body: bytes, *, now: datetime, limits: DecodeLimits, app: str = ""
+) -> Iterator[FrameOutcome]:
     """Yield one :class:`FrameOutcome` per frame of ``body``, in order, then (if the body
     stopped being well-framed) one with ``framed=False`` for the BAD_FRAMING rest.
 
@@ -319,7 +327,7 @@ def iter_outcomes(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterat
         ValueError: ``now`` is naive.
         TooManyFrames: the body holds more than ``limits.max_frames`` frames.
     """
-    decode = frame_decoder(now, limits)
+    decode = frame_decoder(now, limits, app)
     frames = iter_frames(body, max_frame_bytes=limits.max_frame_bytes)
     seen = 0
     while True:
@@ -328,7 +336,7 @@ def iter_outcomes(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterat
         except StopIteration:
             return
         except FramingError as error:
-            row = _rest_row(body, error, limits)
+            row = _rest_row(body, error, limits, app)
             yield FrameOutcome(
                 offset=error.offset,
                 length=row.raw_bytes,

@@ -51,6 +51,7 @@ QUARANTINE_COLUMNS = (
     "tag",
     "drain_token",
     "frame_id",
+    "app",
 )
 
 Row = tuple[object, ...]
@@ -64,6 +65,7 @@ class DataTable:
         name: the table (and the prefix of its partitions, ``<name>_pYYYYMMDD``).
         row_columns: the columns a decoded row fills, in its tuple order.
         time_index: the position in the row of the partition key, a tz-aware datetime.
+        app_index: the position in the row of its ``app`` (drain.records.EventRow.app).
         describe: for a row PostgreSQL refused, ``(raw bytes, tag or None)`` for its
             quarantine row.
     """
@@ -71,6 +73,7 @@ class DataTable:
     name: str
     row_columns: tuple[str, ...]
     time_index: int
+    app_index: int
     describe: Callable[[Row], tuple[bytes, str | None]]
 
     @property
@@ -100,6 +103,7 @@ RAW_EVENTS = DataTable(
     name="raw_events",
     row_columns=EventRow._fields,
     time_index=EventRow._fields.index("event_time"),
+    app_index=EventRow._fields.index("app"),
     describe=_describe_event,
 )
 
@@ -129,6 +133,7 @@ def quarantine_record(
         no_nul(row.tag),
         drain_token,
         frame_id,
+        row.app,
     )
 
 
@@ -156,4 +161,5 @@ def rejected_record(
         no_nul(tag),
         drain_token,
         frame_id,
+        record[table.app_index],
     )

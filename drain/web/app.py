@@ -78,7 +78,7 @@ def create_app(
         clock=clock or _utc_now,
         limits=settings.decode_limits(),
         writer_config=settings.writer_config(),
-        telemetry=Telemetry(Counters(), metrics, LossMemory(metrics.directory)),
+        telemetry=Telemetry(Counters(), metrics, LossMemory(metrics.directory), settings),
         rollup_names=sorted(load_rollups()),
     )
     config = state.config

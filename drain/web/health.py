@@ -22,8 +22,9 @@ object with a ``kind`` and a human ``message``:
 
 - ``upstream_loss``: the last loss Heroku reported to the drain (Logplex's ``Error L10``,
   log-shuttle's ``Error L13`` / ``Logplex-Lost-Count``, drain.decode.loss): how many
-  messages, since when, for which drain token. With several workers the last report is
-  shared through a small JSON file in the metrics directory (written whole, then renamed),
+  messages, since when, for which app (a DRAIN_APPS name, else "other"; never a token).
+  With several workers the last report is shared through a small JSON file in the metrics
+  directory (written whole, then renamed),
   so every worker shows it (:class:`LossMemory`); it is forgotten when the drain restarts.
   The ``drain_upstream_lost_messages_total`` metric keeps the counts.
 - ``partitions_ahead``: fewer than DRAIN_PARTITIONS_AHEAD_DAYS days after today have a
@@ -81,6 +82,8 @@ class Counters:
         events_stored / quarantined_by_reason: rows committed (duplicates add nothing).
         duplicates: batches whose (drain token, frame id) was already committed.
         msg_count_mismatches: Logplex-Msg-Count differed from the frames found.
+        events_stored_by_app / batches_by_app: by app label (a DRAIN_APPS name, else
+            "other": drain.settings.Settings.app_label).
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
         too_many_frames: bodies refused (413) for holding more than DRAIN_MAX_FRAMES_PER_BODY.
         insecure_refused: POSTs refused (503) for ``X-Forwarded-Proto: http``.
@@ -99,22 +102,26 @@ class Counters:
     msg_count_invalid: int = 0
     too_many_frames: int = 0
     insecure_refused: int = 0
+    batches_by_app: Counter[str] = field(default_factory=Counter)
+    events_stored_by_app: Counter[str] = field(default_factory=Counter)
 
-    def record_decoded(self, ledger: Ledger) -> None:
-        """Count one decoded body (whether or not its write succeeds)."""
+    def record_decoded(self, ledger: Ledger, app: str) -> None:
+        """Count one decoded body of ``app`` (a label) whether or not its write succeeds."""
         self.batches += 1
+        self.batches_by_app[app] += 1
         self.body_bytes += ledger.body_bytes
         self.frames += ledger.frames
         self.not_events += ledger.not_events
         if ledger.msg_count_mismatch:
             self.msg_count_mismatches += 1
 
-    def record_written(self, ledger: Ledger, result: WriteResult) -> None:
-        """Count what the writer committed for one body."""
+    def record_written(self, ledger: Ledger, result: WriteResult, app: str) -> None:
+        """Count what the writer committed for one body of ``app`` (a label)."""
         if result.duplicate:
             self.duplicates += 1
             return
         self.events_stored += result.events_stored
+        self.events_stored_by_app[app] += result.events_stored
         self.quarantined_by_reason.update(ledger.quarantined_by_reason)
         if result.rejected_by_database:
             self.quarantined_by_reason["rejected_by_database"] += result.rejected_by_database
@@ -136,6 +143,8 @@ class Counters:
             "msg_count_invalid": self.msg_count_invalid,
             "too_many_frames": self.too_many_frames,
             "insecure_refused": self.insecure_refused,
+            "batches_by_app": dict(sorted(self.batches_by_app.items())),
+            "events_stored_by_app": dict(sorted(self.events_stored_by_app.items())),
         }
 
 
@@ -238,20 +247,23 @@ def health_document(
     return (200 if probe.reachable else 503), document
 
 
-def loss_warning(drain_token: str | None, loss: BatchLoss, received_at: datetime) -> dict[str, Any]:
-    """The ``upstream_loss`` warning for /health from one batch's :class:`BatchLoss`."""
+def loss_warning(app: str, loss: BatchLoss, received_at: datetime) -> dict[str, Any]:
+    """The ``upstream_loss`` warning for /health from one batch's :class:`BatchLoss`.
+
+    ``app`` is the batch's app label (a DRAIN_APPS name, else "other"): /health needs no
+    credentials, so it never shows a sender's drain token.
+    """
     latest = loss.latest
     since = latest.since.isoformat() if latest is not None and latest.since else None
     source = latest.source if latest is not None else None
-    who = f"drain token {drain_token}" if drain_token else "a sender without drain token"
     return {
         "kind": "upstream_loss",
         "message": (
             f"Heroku reported {loss.lost} messages lost before they reached this drain "
-            f"({source}, {who}{', since ' + since if since else ''}): those events are gone; "
-            "the drain is too slow or was unreachable"
+            f"({source}, app {app}{', since ' + since if since else ''}): those events are "
+            "gone; the drain is too slow or was unreachable"
         ),
-        "drain_token": drain_token,
+        "app": app,
         "lost": loss.lost,
         "since": since,
         "source": source,

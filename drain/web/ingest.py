@@ -156,6 +156,7 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
     if isinstance(admitted, Response):
         return admitted
     report.drain_token, report.frame_id = admitted.drain_token, admitted.frame_id
+    app = report.app = state.settings.app_for(admitted.drain_token)
     refused = _no_room(state, request)
     if refused is not None:  # before the body is read and decoded: a cheap 503
         return refused
@@ -173,7 +174,7 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
 
         received_at = report.received_at = state.clock()
         try:
-            decoded = await _decode(state, body, received_at, admitted.msg_count)
+            decoded = await _decode(state, body, received_at, admitted.msg_count, app)
         except TooManyFrames as error:
             report.refusal = Refusal.TOO_MANY_FRAMES
             return refuse(413, str(error))
@@ -220,14 +221,14 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
 
 
 async def _decode(
-    state: DrainState, body: bytes, now: datetime, msg_count: int | None
+    state: DrainState, body: bytes, now: datetime, msg_count: int | None, app: str
 ) -> DecodedBatch:
     """decode_body, in a worker thread for large bodies (DRAIN_DECODE_IN_THREAD_BYTES)."""
     if len(body) >= state.config.decode_in_thread_bytes:
         return await asyncio.to_thread(
-            decode_body, body, now=now, limits=state.limits, msg_count=msg_count
+            decode_body, body, now=now, limits=state.limits, msg_count=msg_count, app=app
         )
-    return decode_body(body, now=now, limits=state.limits, msg_count=msg_count)
+    return decode_body(body, now=now, limits=state.limits, msg_count=msg_count, app=app)
 
 
 def _no_room(state: DrainState, request: Request) -> Response | None:

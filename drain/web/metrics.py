@@ -36,11 +36,12 @@ Metric names (all prefixed ``drain_``):
 name                                      type       labels / meaning
 ========================================  =========  =========================================
 drain_requests_total                      counter    ``status``: POST /logs answers
-drain_batches_received_total              counter    bodies decoded
+drain_batches_received_total              counter    ``app``: bodies decoded
 drain_body_bytes_received_total           counter    their bytes, after gzip decoding
 drain_frames_received_total               counter    syslog frames in those bodies
 drain_events_received_total               counter    frames decoded as ``@[tag] {json}`` events
-drain_events_stored_total                 counter    events committed (duplicates add nothing)
+drain_events_stored_total                 counter    ``app``: events committed (duplicates add
+                                                     nothing)
 drain_quarantined_lines_total             counter    ``reason``: lines committed to quarantine
 drain_not_event_lines_total               counter    ``kind``: untagged, malformed_line,
                                                      logplex_error
@@ -56,6 +57,11 @@ drain_partitions_ahead_days               gauge      days after today that have 
 drain_upstream_lost_messages_total        counter    ``drain_token``, ``source`` (L10, L13):
                                                      lines Heroku reported lost before the drain
 ========================================  =========  =========================================
+
+Label values are bounded, whatever the senders put in their tokens or service names:
+``app`` is a name DRAIN_APPS gives or ``other``; ``drain_token`` is a token DRAIN_TOKENS or
+DRAIN_APPS lists, ``""`` for none, or ``other`` (drain.settings.Settings.app_label and
+token_label). The other labels take values from drain's own enumerations.
 """
 
 from __future__ import annotations
@@ -119,7 +125,9 @@ class Metrics:
         self.requests = Counter(
             "drain_requests", "POST /logs answers by HTTP status.", ["status"], registry=r
         )
-        self.batches = Counter("drain_batches_received", "Bodies decoded.", registry=r)
+        self.batches = Counter(
+            "drain_batches_received", "Bodies decoded, by app.", ["app"], registry=r
+        )
         self.body_bytes = Counter(
             "drain_body_bytes_received", "Bytes of decoded bodies (after gzip).", registry=r
         )
@@ -128,7 +136,7 @@ class Metrics:
             "drain_events_received", "Frames decoded as @[tag] {json} events.", registry=r
         )
         self.events_stored = Counter(
-            "drain_events_stored", "Events committed to raw_events.", registry=r
+            "drain_events_stored", "Events committed to raw_events, by app.", ["app"], registry=r
         )
         self.quarantined = Counter(
             "drain_quarantined_lines",
@@ -222,9 +230,10 @@ class Metrics:
 
     # ----------------------------------------------------------------- recording
 
-    def record_decoded(self, ledger: Ledger) -> None:
-        """Count one decoded body (even if its write then fails and Logplex retries)."""
-        self.batches.inc()
+    def record_decoded(self, ledger: Ledger, app: str) -> None:
+        """Count one decoded body of ``app`` (a bounded label: Settings.app_label), even if
+        its write then fails and Logplex retries."""
+        self.batches.labels(app).inc()
         self.body_bytes.inc(ledger.body_bytes)
         self.frames.inc(ledger.frames)
         self.events_received.inc(ledger.events)
@@ -233,22 +242,22 @@ class Metrics:
         if ledger.msg_count_mismatch:
             self.msg_count_mismatches.inc()
 
-    def record_written(self, ledger: Ledger, result: WriteResult) -> None:
-        """Count what the writer committed for one body."""
+    def record_written(self, ledger: Ledger, result: WriteResult, app: str) -> None:
+        """Count what the writer committed for one body of ``app`` (a bounded label)."""
         if result.duplicate:
             self.duplicates.inc()
             return
-        self.events_stored.inc(result.events_stored)
+        self.events_stored.labels(app).inc(result.events_stored)
         for reason, n in ledger.quarantined_by_reason.items():
             self.quarantined.labels(reason).inc(n)
         if result.rejected_by_database:
             self.quarantined.labels("rejected_by_database").inc(result.rejected_by_database)
 
-    def record_loss(self, drain_token: str | None, loss: BatchLoss) -> None:
+    def record_loss(self, token: str, loss: BatchLoss) -> None:
         """Count a batch's upstream loss by source: Logplex's L10 lines, and log-shuttle's
-        (its L13 lines or its Logplex-Lost-Count header, one loss) as ``L13``."""
+        (its L13 lines or its Logplex-Lost-Count header, one loss) as ``L13``. ``token``
+        is a bounded label (Settings.token_label)."""
         l10 = sum(r.lost for r in loss.reports if r.source == SOURCE_L10)
-        token = drain_token or ""
         if l10:
             self.upstream_lost.labels(token, SOURCE_L10).inc(l10)
         if loss.lost - l10:

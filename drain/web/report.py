@@ -21,6 +21,7 @@ from typing import Any
 from drain.decode.loss import BatchLoss
 from drain.logs import batch_logger
 from drain.records import Ledger, WriteResult
+from drain.settings import Settings
 from drain.web.health import Counters, LossMemory, loss_warning
 from drain.web.metrics import Metrics
 
@@ -51,6 +52,7 @@ class BatchReport:
         started: ``time.perf_counter()`` when the request arrived.
         status: the HTTP status answered (500 when the handler raised).
         drain_token / frame_id: the request's identity (once read).
+        app: the app the batch came from (drain.settings.Settings.app_for).
         ledger: the decoded body's counts, when it was decoded.
         result: the writer's answer, when the batch was written.
         loss: what the batch says Heroku lost upstream, when it says anything.
@@ -64,6 +66,7 @@ class BatchReport:
     status: int = 0
     drain_token: str | None = None
     frame_id: str | None = None
+    app: str | None = None
     ledger: Ledger | None = None
     result: WriteResult | None = None
     loss: BatchLoss | None = None
@@ -82,6 +85,7 @@ class BatchReport:
             "request_id": _short(self.request_id),
             "drain_token": _short(self.drain_token),
             "frame_id": _short(self.frame_id),
+            "app": _short(self.app),
             "status": self.status,
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
         }
@@ -110,10 +114,13 @@ class Telemetry:
     One per app (``DrainState.telemetry``); nothing module-level.
     """
 
-    def __init__(self, counters: Counters, metrics: Metrics, losses: LossMemory) -> None:
+    def __init__(
+        self, counters: Counters, metrics: Metrics, losses: LossMemory, settings: Settings
+    ) -> None:
         self.counters = counters
         self.metrics = metrics
         self.losses = losses
+        self._settings = settings
         self._log = batch_logger()
 
     def count_refusal(self, refusal: str | None) -> None:
@@ -133,16 +140,17 @@ class Telemetry:
         self.count_refusal(report.refusal)
         if report.msg_count_invalid:
             counters.msg_count_invalid += 1
+        app = self._settings.app_label(report.app or "")
         if report.ledger is not None:
-            counters.record_decoded(report.ledger)
-            metrics.record_decoded(report.ledger)
+            counters.record_decoded(report.ledger, app)
+            metrics.record_decoded(report.ledger, app)
             if report.result is not None:
-                counters.record_written(report.ledger, report.result)
-                metrics.record_written(report.ledger, report.result)
+                counters.record_written(report.ledger, report.result, app)
+                metrics.record_written(report.ledger, report.result, app)
         loss = report.loss
         if loss is not None and loss.lost and report.received_at is not None:
-            metrics.record_loss(report.drain_token, loss)
-            self.losses.remember(loss_warning(report.drain_token, loss, report.received_at))
+            metrics.record_loss(self._settings.token_label(report.drain_token), loss)
+            self.losses.remember(loss_warning(app, loss, report.received_at))
         fields = report.log_fields()
         if status < 400:
             self._log.info("batch", **fields)

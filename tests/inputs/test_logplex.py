@@ -46,6 +46,7 @@ def test_td_convention_batch() -> None:
         "host",
         "app",
         "web.1",
+        "",
     )
     assert [e.tag for e in batch.events] == [
         "production.pay",

@@ -207,7 +207,7 @@ async def test_the_drain_works_behind_pgbouncer_in_transaction_mode(
     assert [a.status_code for a in answers] == [200] * 12
     assert retry.headers["drain-duplicate"] == "true"
     assert health.status_code == 200 and health.json()["warnings"] == []
-    assert "drain_events_stored_total 120.0" in metrics.text
+    assert 'drain_events_stored_total{app="other"} 120.0' in metrics.text
     conn = await asyncpg.connect(direct)
     try:
         stored = await conn.fetchval("SELECT count(*) FROM raw_events WHERE tag = 'via.pgbouncer'")

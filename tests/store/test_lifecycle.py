@@ -156,7 +156,7 @@ async def test_ingest_keeps_committing_while_a_detach_waits(pool: asyncpg.Pool) 
         assert waiting, "the detach never started waiting"
         results = []
         for n in range(20):
-            row = EventRow(NOW, "live.tag", f'{{"n": {n}}}', 1, 6, "host", "app", "web.1")
+            row = EventRow(NOW, "live.tag", f'{{"n": {n}}}', 1, 6, "host", "app", "web.1", "shop")
             batch = PendingBatch("", f"live-{n}", NOW, {"raw_events": [row]}, [], 100)
             results.append(await asyncio.wait_for(writer.submit(batch), 10))
         assert not task.done(), "maintenance finished before the reader let it"

@@ -91,7 +91,9 @@ async def test_rows_land_in_their_utc_day_partition(zoned_pool: Any) -> None:
         datetime(2025, 7, 1, 23, 59, 59, 999999, tzinfo=UTC),
         datetime(2025, 7, 2, 0, 0, 0, tzinfo=UTC),
     ]
-    events = [EventRow(t, "t", f'{{"i": {i}}}', 1, 6, "h", "a", "p") for i, t in enumerate(times)]
+    events = [
+        EventRow(t, "t", f'{{"i": {i}}}', 1, 6, "h", "a", "p", "shop") for i, t in enumerate(times)
+    ]
     pending = PendingBatch(None, None, datetime.now(UTC), {"raw_events": events}, [], 100)
     writer = Writer(zoned_pool, writer_config(flush_max_delay_s=0.001))
     await writer.start()
@@ -141,7 +143,12 @@ async def test_writer_recreates_a_partition_dropped_behind_its_cache(migrated_ur
     writer = Writer(pool, writer_config(flush_max_delay_s=0.001))
     when = datetime(2025, 1, 1, 8, tzinfo=UTC)
     pending = PendingBatch(
-        None, None, when, {"raw_events": [EventRow(when, "t", "{}", 1, 6, "h", "a", "p")]}, [], 9
+        None,
+        None,
+        when,
+        {"raw_events": [EventRow(when, "t", "{}", 1, 6, "h", "a", "p", "shop")]},
+        [],
+        9,
     )
     try:
         await writer.start()

@@ -24,7 +24,7 @@ TOKEN = "d.2fa6bb7c-5a1b-4a0c-9f3e-6b1d2c3e4f50"
 def event(batch: int, n: int, *, payload: str | None = None, when: datetime = NOW) -> EventRow:
     """One event whose payload names its batch and position (for counting rows per batch)."""
     body = payload if payload is not None else f'{{"batch": {batch}, "n": {n}}}'
-    return EventRow(when, "production.pay", body, 1, 6, "host", "app", "web.1")
+    return EventRow(when, "production.pay", body, 1, 6, "host", "app", "web.1", "shop")
 
 
 def batch(
@@ -228,6 +228,7 @@ async def test_quarantine_rows_are_stored_with_the_batch(
         frame_offset=0,
         event_time=NOW,
         tag="t",
+        app="shop",
     )
     result = await writer.submit(batch(1, quarantined=[bad]))
     assert result == WriteResult(duplicate=False, stored={"raw_events": 3, "quarantine": 1})
@@ -249,7 +250,7 @@ async def test_rows_refused_by_postgres_are_quarantined_others_stored(
     mixed = batch(1, events=40)
     mixed.events[3] = event(1, 3, payload='{"batch": 1, "a": 1e400000}')  # numeric overflow
     mixed.events[17] = event(1, 17, payload='{"batch": 1, "s": "x\\u0000y"}')  # \u0000 in jsonb
-    mixed.events[30] = EventRow(NOW, "t", '{"batch": 1}', 1, 6, "ho\x00st", "app", "web.1")
+    mixed.events[30] = EventRow(NOW, "t", '{"batch": 1}', 1, 6, "ho\x00st", "app", "web.1", "shop")
     try:
         results = await asyncio.gather(
             writer.submit(batch(0, events=5)),

@@ -60,7 +60,9 @@ MIXED = (
 
 
 async def test_metrics_count_what_the_drain_did(migrated_url: str) -> None:
-    app = create_app(settings(), database_url=migrated_url, clock=lambda: NOW)
+    app = create_app(
+        settings(drain_apps=f"{DRAIN_TOKEN}=shop"), database_url=migrated_url, clock=lambda: NOW
+    )
     async with (
         served_app(app) as base,
         httpx.AsyncClient(base_url=base, auth=AUTH) as client,
@@ -81,10 +83,10 @@ async def test_metrics_count_what_the_drain_did(migrated_url: str) -> None:
     found = samples_of(scrape.text)
     assert value(found, "drain_requests_total", status="200") == 2
     assert value(found, "drain_requests_total", status="415") == 1
-    assert value(found, "drain_batches_received_total") == 2
+    assert value(found, "drain_batches_received_total", app="shop") == 2  # DRAIN_APPS's name
     assert value(found, "drain_frames_received_total") == 10
     assert value(found, "drain_events_received_total") == 6
-    assert value(found, "drain_events_stored_total") == 3  # the retry added nothing
+    assert value(found, "drain_events_stored_total", app="shop") == 3  # the retry added nothing
     assert value(found, "drain_quarantined_lines_total", reason="invalid_json") == 1
     assert value(found, "drain_not_event_lines_total", kind="untagged") == 2
     assert value(found, "drain_duplicate_batches_total") == 1
@@ -122,9 +124,9 @@ async def test_heroku_losses_are_counted_and_shown_in_health(migrated_url: str) 
         found = samples_of((await client.get("/metrics")).text)
     assert before["warnings"] == []
     assert one.status_code == two.status_code == 200
+    # a token neither DRAIN_TOKENS nor DRAIN_APPS lists is folded into "other"
     assert (
-        value(found, "drain_upstream_lost_messages_total", drain_token=DRAIN_TOKEN, source="L10")
-        == 1
+        value(found, "drain_upstream_lost_messages_total", drain_token="other", source="L10") == 1
     )
     # log-shuttle's L13 line and its Logplex-Lost-Count header are one loss of 1 message
     assert value(found, "drain_upstream_lost_messages_total", drain_token="", source="L13") == 1
@@ -133,7 +135,8 @@ async def test_heroku_losses_are_counted_and_shown_in_health(migrated_url: str) 
     (warning,) = [w for w in health["warnings"] if w["kind"] == "upstream_loss"]
     assert warning["lost"] == 1 and warning["source"] == "L13"
     assert warning["since"] == "2026-11-30T22:43:00.082055+00:00"
-    assert warning["drain_token"] is None
+    assert "drain_token" not in warning and warning["app"] == "other"  # /health is public
+    assert DRAIN_TOKEN not in str(health)
     assert "lost before they reached this drain" in warning["message"]
 
 
@@ -238,12 +241,10 @@ def test_two_workers_one_metrics_view_and_json_logs(database_url: str, tmp_path:
     after = set(glob.glob(pattern))
     assert len(workers) == 2, "both workers answered"
     for found in scrapes:
-        assert value(found, "drain_batches_received_total") == batches + 1
-        assert value(found, "drain_events_stored_total") == batches * per_batch
+        assert value(found, "drain_batches_received_total", app="other") == batches + 1
+        assert value(found, "drain_events_stored_total", app="other") == batches * per_batch
         assert value(found, "drain_requests_total", status="200") == batches + 1
-        lost = value(
-            found, "drain_upstream_lost_messages_total", drain_token=DRAIN_TOKEN, source="L10"
-        )
+        lost = value(found, "drain_upstream_lost_messages_total", drain_token="other", source="L10")
         assert lost == 1
     # whichever worker answers /health, it shows the loss the other one may have seen
     for _worker, warnings in healths:
