@@ -20,6 +20,7 @@ from typing import NamedTuple
 __all__ = [
     "QUARANTINE",
     "RAW_EVENTS",
+    "ROW_TABLES",
     "DecodedBatch",
     "EventRow",
     "Ledger",
@@ -193,6 +194,9 @@ Row = tuple[object, ...]
 RAW_EVENTS = "raw_events"
 #: the table of :class:`QuarantineRow` rows (and of rows PostgreSQL refused)
 QUARANTINE = "quarantine"
+
+#: the data table each row type goes to (drain.store.tables registers the tables)
+ROW_TABLES: dict[type[tuple[object, ...]], str] = {EventRow: RAW_EVENTS}
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@
 - :mod:`drain.decode.syslog`: one syslog line, Heroku's RFC 5424 dialect (RFC 5424 §6);
 - :mod:`drain.decode.events`: the ``@[tag] {json}`` event convention inside MSG;
 - :mod:`drain.decode.loss`: Heroku's own reports of lines lost upstream (L10, L13);
+- :mod:`drain.decode.lines`: what one log line becomes, whichever input it came in;
 - :mod:`drain.decode.limits`: the bounds a decoder applies.
 
 An input (:mod:`drain.inputs`) composes them; nothing here knows where the bytes came from.
@@ -12,6 +13,7 @@ An input (:mod:`drain.inputs`) composes them; nothing here knows where the bytes
 from drain.decode.events import RejectedEvent, TaggedEvent, parse_event
 from drain.decode.framing import Frame, encode_frames, iter_frames, split_frames
 from drain.decode.limits import DecodeLimits
+from drain.decode.lines import LineDecoder, LineResult, line_decoder, quarantine_row
 from drain.decode.loss import BatchLoss, batch_loss, is_loss_line, parse_lost_line
 from drain.decode.syslog import Line, SyslogMessage, parse_line, parse_timestamp, split_line
 
@@ -20,6 +22,8 @@ __all__ = [
     "DecodeLimits",
     "Frame",
     "Line",
+    "LineDecoder",
+    "LineResult",
     "RejectedEvent",
     "SyslogMessage",
     "TaggedEvent",
@@ -27,10 +31,12 @@ __all__ = [
     "encode_frames",
     "is_loss_line",
     "iter_frames",
+    "line_decoder",
     "parse_event",
     "parse_line",
     "parse_lost_line",
     "parse_timestamp",
+    "quarantine_row",
     "split_frames",
     "split_line",
 ]

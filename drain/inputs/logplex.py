@@ -43,10 +43,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from drain.decode.events import TAGGED, RejectedEvent, parse_event
 from drain.decode.framing import iter_frames, split_frames
 from drain.decode.limits import DecodeLimits
-from drain.decode.loss import is_loss_line, parse_lost_line
+from drain.decode.lines import (
+    KIND_LOGPLEX_ERROR,
+    KIND_MALFORMED_LINE,
+    KIND_UNTAGGED,
+    LineResult,
+    line_decoder,
+    quarantine_row,
+)
 from drain.decode.syslog import SyslogMessage, parse_line, split_line
 from drain.errors import FramingError, LineError, TooManyFrames
 from drain.records import (
@@ -58,6 +64,7 @@ from drain.records import (
     Outcome,
     QuarantineReason,
     QuarantineRow,
+    Row,
 )
 
 __all__ = [
@@ -75,18 +82,10 @@ __all__ = [
 #: the media type Logplex sends (Heroku Dev Center, "Log Drains")
 LOGPLEX_MEDIA_TYPE = "application/logplex-1"
 
-#: Not-an-event kinds, the keys of ``Ledger.not_events_by_kind``.
-KIND_UNTAGGED = "untagged"
-KIND_MALFORMED_LINE = "malformed_line"
-KIND_LOGPLEX_ERROR = "logplex_error"
-
-#: what a :data:`FrameDecoder` gives: a row to store, a row to quarantine, a loss report (of
-#: kind ``logplex_error``), or another not-event kind
-FrameResult = EventRow | QuarantineRow | LostReport | str
+#: what a :data:`FrameDecoder` gives (the outcomes of drain.decode.lines)
+FrameResult = LineResult
 #: ``decode(msg, offset, too_long)``: see :func:`frame_decoder`
 FrameDecoder = Callable[[bytes, int, bool], FrameResult]
-
-_new = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
 
 
 def frame_decoder(now: datetime, limits: DecodeLimits, app: str = "") -> FrameDecoder:
@@ -94,11 +93,12 @@ def frame_decoder(now: datetime, limits: DecodeLimits, app: str = "") -> FrameDe
 
     ``decode(msg, offset, too_long)`` takes the frame's SYSLOG-MSG (MSG-LEN bytes, trailing
     LF included when sent), the byte offset of its MSG-LEN in the body (for quarantine
-    rows), and whether MSG-LEN is over ``limits.max_frame_bytes`` (then it is quarantined,
-    not parsed). It returns an EventRow, a QuarantineRow, a LostReport (not an event, kind
-    ``logplex_error``), or the not-event kind (``untagged``, ``malformed_line``,
-    ``logplex_error``), and never raises on any bytes. It keeps a memo of the body's valid
-    tags (:func:`drain.decode.events.parse_event`), so make one per body.
+    rows), and whether MSG-LEN is over ``limits.max_frame_bytes`` (then it is quarantined
+    FRAME_TOO_LONG, not parsed). A frame whose header does not parse is quarantined
+    BAD_SYSLOG_HEADER when it contains ``@[`` (it may carry an event), else counted as
+    ``malformed_line``; every other frame is a line, decoded by
+    :func:`drain.decode.lines.line_decoder`. Never raises on any bytes; keeps a memo of the
+    body's tags, so make one per body.
 
     Args:
         now: the receipt time (tz-aware); the acceptance window is relative to it.
@@ -109,87 +109,28 @@ def frame_decoder(now: datetime, limits: DecodeLimits, app: str = "") -> FrameDe
     Raises:
         ValueError: ``now`` is naive.
     """
-    earliest, latest = limits.window(now)
-    tags: dict[bytes, str] = {}
-
-    def quarantine(
-        msg: bytes,
-        offset: int,
-        reason: QuarantineReason,
-        detail: str,
-        when: datetime | None = None,
-        tag: str | None = None,
-    ) -> QuarantineRow:
-        keep = limits.max_quarantine_raw_bytes
-        return QuarantineRow(reason, detail, msg[:keep], len(msg), offset, when, tag, app)
+    decode_line = line_decoder(now, limits, app)
 
     def decode(msg: bytes, offset: int, too_long: bool) -> FrameResult:
         if too_long:
-            return quarantine(
-                msg,
-                offset,
-                QuarantineReason.FRAME_TOO_LONG,
-                f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})",
-            )
+            detail = f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})"
+            return quarantine_row(limits, app, msg, offset, QuarantineReason.FRAME_TOO_LONG, detail)
         try:
             pri, when, host, app_name, proc, _msgid, _sd, text = split_line(msg)
         except LineError as error:
             if b"@[" in msg:
-                return quarantine(
-                    msg, offset, QuarantineReason.BAD_SYSLOG_HEADER, f"syslog: {error}"
+                return quarantine_row(
+                    limits,
+                    app,
+                    msg,
+                    offset,
+                    QuarantineReason.BAD_SYSLOG_HEADER,
+                    f"syslog: {error}",
                 )
             return KIND_MALFORMED_LINE
-        parsed = parse_event(text, tags) if text.startswith(TAGGED) else None
-        if parsed is None:
-            if is_loss_line(app_name, proc, text):
-                return parse_lost_line(text) or KIND_LOGPLEX_ERROR
-            return KIND_UNTAGGED
-        if isinstance(parsed, RejectedEvent):
-            return quarantine(msg, offset, parsed.reason, parsed.detail, when, parsed.tag)
-        tag, payload = parsed.tag, parsed.payload
-        if when < earliest or when > latest:
-            return quarantine(
-                msg,
-                offset,
-                QuarantineReason.OUT_OF_WINDOW,
-                _window_detail(when, earliest, latest, limits),
-                when,
-                tag,
-            )
-        return _new(
-            EventRow,
-            (
-                when,
-                tag,
-                payload,
-                pri >> 3,
-                pri & 7,
-                host.decode("ascii"),
-                app_name.decode("ascii"),
-                proc.decode("ascii"),
-                app,
-            ),
-        )
+        return decode_line(when, pri, host, app_name, proc, text, msg, offset)
 
     return decode
-
-
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _window_detail(
-    when: datetime, earliest: datetime, latest: datetime, limits: DecodeLimits
-) -> str:
-    if when < earliest:
-        return (
-            f"TIMESTAMP {_iso(when)} is more than {limits.accept_past_s:g} s "
-            f"before receipt ({_iso(earliest)})"
-        )
-    return (
-        f"TIMESTAMP {_iso(when)} is more than {limits.accept_future_s:g} s "
-        f"after receipt ({_iso(latest)})"
-    )
 
 
 def _rest_row(body: bytes, error: FramingError, limits: DecodeLimits, app: str) -> QuarantineRow:
@@ -240,7 +181,8 @@ def decode_body(
     decode = frame_decoder(now, limits, app)
     max_frame_bytes = limits.max_frame_bytes
     max_frames = limits.max_frames
-    events: list[EventRow] = []
+    events: list[Row] = []
+    rows: dict[str, list[Row]] = {RAW_EVENTS: events}
     quarantined: list[QuarantineRow] = []
     ledger = Ledger(body_bytes=len(body), msg_count_header=msg_count)
     by_reason = ledger.quarantined_by_reason
@@ -278,7 +220,7 @@ def decode_body(
     ledger.events = len(events)
     ledger.quarantined = len(quarantined)
     ledger.not_events = frames + ledger.rests - ledger.events - ledger.quarantined
-    return DecodedBatch({RAW_EVENTS: events}, quarantined, ledger)  # type: ignore[dict-item]
+    return DecodedBatch(rows, quarantined, ledger)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
