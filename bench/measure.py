@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import psutil  # type: ignore[import-untyped]
@@ -109,6 +109,8 @@ class Figures:
         service_peak_pss_bytes: the largest sum of PSS (proportional set size: shared pages
             split between the processes that map them) over the tree in one sample.
         service_peak_proc_rss_bytes: the largest RSS of one process of the tree.
+        service_peak_per_process: the RSS of each process of the tree (in the tree's
+            order: master first) in the sample of ``service_peak_rss_bytes``.
     """
 
     wall_s: float = 0.0
@@ -119,6 +121,18 @@ class Figures:
     service_peak_rss_bytes: int = 0
     service_peak_pss_bytes: int = 0
     service_peak_proc_rss_bytes: int = 0
+    service_peak_per_process: list[int] = field(default_factory=list)
+
+
+def tree_rss(procs: list[psutil.Process]) -> int:
+    """The sum of RSS (bytes) over ``procs``; processes gone meanwhile count 0."""
+    total = 0
+    for p in procs:
+        try:
+            total += int(p.memory_info().rss)
+        except psutil.Error:
+            continue
+    return total
 
 
 class _CpuGroup:
@@ -129,11 +143,13 @@ class _CpuGroup:
         self.base: dict[tuple[int, float], float] = {}
         self.last: dict[tuple[int, float], float] = {}
         self.rss_sum = 0
+        self.rss_per_process: list[int] = []
 
     def sample(self, *, baseline: bool = False) -> None:
         rss = 0
         pss = 0
         self.rss_max_proc = 0
+        per: list[int] = []
         for p in self.procs():
             try:
                 with p.oneshot():
@@ -148,6 +164,7 @@ class _CpuGroup:
             except psutil.Error:
                 continue
             rss += r
+            per.append(r)
             self.rss_max_proc = max(self.rss_max_proc, r)
             if baseline:
                 self.base[key] = c
@@ -156,13 +173,18 @@ class _CpuGroup:
             self.last[key] = c
         self.rss_sum = rss
         self.pss_sum = pss
+        self.rss_per_process = per
 
     def cpu_s(self) -> float:
         return sum(v - self.base.get(k, 0.0) for k, v in self.last.items())
 
 
 class Sampler:
-    """Polls the service and PostgreSQL groups between :meth:`start` and :meth:`stop`."""
+    """Polls the service and PostgreSQL groups between :meth:`start` and :meth:`stop`.
+
+    ``on_service_sample(rss_sum_bytes)``, when given, is called (in the sampler's thread)
+    after each sample of the service tree.
+    """
 
     def __init__(
         self,
@@ -170,7 +192,9 @@ class Sampler:
         service: Callable[[], list[psutil.Process]] | None,
         postgres: Callable[[], list[psutil.Process]],
         interval_s: float = 0.1,
+        on_service_sample: Callable[[int], None] | None = None,
     ) -> None:
+        self.on_service_sample = on_service_sample
         self.service = _CpuGroup(service, pss=True) if service is not None else None
         self.postgres = _CpuGroup(postgres)
         self.interval_s = interval_s
@@ -184,7 +208,11 @@ class Sampler:
         if self.service is not None:
             self.service.sample()
             f = self.figures
-            f.service_peak_rss_bytes = max(f.service_peak_rss_bytes, self.service.rss_sum)
+            if self.service.rss_sum > f.service_peak_rss_bytes:
+                f.service_peak_rss_bytes = self.service.rss_sum
+                f.service_peak_per_process = self.service.rss_per_process
+            if self.on_service_sample is not None:
+                self.on_service_sample(self.service.rss_sum)
             f.service_peak_pss_bytes = max(f.service_peak_pss_bytes, self.service.pss_sum)
             f.service_peak_proc_rss_bytes = max(
                 f.service_peak_proc_rss_bytes, self.service.rss_max_proc
@@ -202,6 +230,7 @@ class Sampler:
         if self.service is not None:
             self.service.sample(baseline=True)
             self.figures.service_peak_rss_bytes = self.service.rss_sum
+            self.figures.service_peak_per_process = self.service.rss_per_process
             self.figures.service_peak_pss_bytes = self.service.pss_sum
             self.figures.service_peak_proc_rss_bytes = self.service.rss_max_proc
         self._t0 = time.monotonic()

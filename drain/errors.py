@@ -12,6 +12,7 @@ refusal of a whole body (:class:`TooManyFrames`) is raised. The tree::
     │   └── TooManyFrames             a body holds more frames than the bound (answered 413)
     ├── RequestError                  the web layer refuses a request; ``status_code``
     │   └── BodyError                 the body: too large, too slow, corrupt gzip
+    │       └── BodyBudgetSpent       the bodies in progress hold the worker's budget
     ├── WriteError                    the writer did not commit a batch (answered 503)
     │   ├── QueueFull                 the write queue is past its bounds; ``retry_after_s``
     │   ├── DatabaseUnavailable       a transient database fault; a retry is safe
@@ -30,6 +31,7 @@ where they are caught: :func:`drain.store.faults.classify_error` for the writer.
 from __future__ import annotations
 
 __all__ = [
+    "BodyBudgetSpent",
     "BodyError",
     "ConfigError",
     "DatabaseUnavailable",
@@ -128,18 +130,39 @@ class RequestError(DrainError):
     Attributes:
         status_code: the HTTP status to answer.
         detail: one line that says why, sent as the answer's body.
+        retry_after_s: the ``Retry-After`` of a 503 (seconds), or None for the web
+            layer's default (DRAIN_RETRY_AFTER_S).
     """
 
-    def __init__(self, status_code: int, detail: str) -> None:
+    def __init__(self, status_code: int, detail: str, retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+        self.retry_after_s = retry_after_s
 
 
 class BodyError(RequestError):
     """The request body cannot be accepted (drain.web.body): 413 too large (before or after
     gzip decoding), 503 not received in time, 400 corrupt gzip or malformed
     Content-Length, 415 an unsupported Content-Encoding."""
+
+
+class BodyBudgetSpent(BodyError):
+    """503 with ``Retry-After: 1``: the bodies this worker is reading and decoding already
+    hold its share of DRAIN_BODY_BUDGET_BYTES (drain.web.body.BodyBudget).
+
+    Attributes:
+        capacity: the worker's budget, bytes.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(
+            503,
+            f"too many request bodies in progress (this worker holds at most {capacity} "
+            "bytes of bodies at once, DRAIN_BODY_BUDGET_BYTES): retry later",
+            retry_after_s=1,
+        )
+        self.capacity = capacity
 
 
 # --------------------------------------------------------------------------- the writer

@@ -273,6 +273,16 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"unit": "seconds"},
     )
+    drain_body_budget_bytes: int = Field(
+        default=32 * MiB,
+        ge=1024,
+        description=(
+            "Bytes of request bodies (after gzip decoding) being read and decoded at once, for "
+            "the whole `drain serve` (each worker gets its share, at least "
+            "DRAIN_MAX_BODY_BYTES); past it: 503 + `Retry-After: 1`."
+        ),
+        json_schema_extra={"unit": "bytes"},
+    )
     drain_require_https: bool | None = Field(
         default=None,
         description=(
@@ -449,10 +459,12 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description=(
-            "uvicorn worker processes, each with its own pool and writer (Heroku sets "
-            "`WEB_CONCURRENCY`); `drain serve --workers` overrides it."
+            "uvicorn worker processes, each with its own pool and writer (Heroku's Python "
+            "buildpack sets `WEB_CONCURRENCY` from the dyno size); `drain serve --workers` "
+            "overrides it. Unset on a deployed drain: min(CPUs, memory limit MiB / 256) from "
+            "the cgroup (2 on a 512 MB dyno); on the embedded default: 1."
         ),
-        json_schema_extra={"unit": "processes"},
+        json_schema_extra={"unit": "processes", "default_text": "see meaning"},
     )
 
     @field_validator("drain_username")
@@ -620,6 +632,9 @@ class Settings(BaseSettings):
 
         return WebConfig(
             max_body_bytes=self.drain_max_body_bytes,
+            body_budget_bytes=max(
+                self.drain_body_budget_bytes // self.web_concurrency, self.drain_max_body_bytes
+            ),
             body_timeout_s=self.drain_body_timeout_s,
             max_id_header_bytes=self.drain_max_id_header_bytes,
             write_wait_s=self.drain_write_wait_s,

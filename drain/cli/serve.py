@@ -118,6 +118,25 @@ def _address_in_use(host: str, port: int) -> str | None:
     return None
 
 
+def _dyno_web_concurrency(overrides: dict[str, object]) -> Settings:
+    """The settings with WEB_CONCURRENCY from the dyno's limits (drain.web.dyno), for a
+    deployed drain (DATABASE_URL set) started where nothing set it (Heroku's Python buildpack
+    sets it at dyno boot; a container image does not). A local drain (embedded PostgreSQL)
+    keeps 1."""
+    from drain.web.dyno import cpu_limit, memory_limit_bytes, web_concurrency_for
+
+    memory, cpus = memory_limit_bytes(), cpu_limit()
+    workers = web_concurrency_for(memory, cpus)
+    limit = f"{memory // 2**20} MiB" if memory is not None else "no memory limit"
+    log.info(
+        "WEB_CONCURRENCY is not set: %d worker(s) for this machine's limits (%s, %d CPUs)",
+        workers,
+        limit,
+        cpus,
+    )
+    return Settings.load(**overrides, web_concurrency=workers)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run ``drain serve`` (see the module docstring); returns the exit code."""
     from drain.web import master
@@ -133,6 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.load(**overrides)
     settings.check_serving()
     configure_logging(sys.stdout)
+    if "web_concurrency" not in settings.model_fields_set and settings.database_url is not None:
+        settings = _dyno_web_concurrency(overrides)
     with open_database(settings) as (url, embedded):
         if embedded:
             from drain.store.migrate import migrate

@@ -109,6 +109,10 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str = "") -> LineDeco
     """
     earliest, latest = limits.window(now)
     tags: dict[bytes, str] = {}
+    # HOSTNAME, APP-NAME and PROCID decoded once per body: the rows of a body share the str
+    # objects (a handful of distinct values), which makes each queued row smaller
+    names: dict[bytes, str] = {}
+    name = names.get
 
     def decode_line(
         when: datetime,
@@ -141,19 +145,18 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str = "") -> LineDeco
                 when,
                 tag,
             )
+        hostname = name(host)
+        if hostname is None:
+            hostname = names[host] = host.decode("ascii")
+        app_field = name(app_name)
+        if app_field is None:
+            app_field = names[app_name] = app_name.decode("ascii")
+        proc_id = name(proc)
+        if proc_id is None:
+            proc_id = names[proc] = proc.decode("ascii")
         return _new(
             EventRow,
-            (
-                when,
-                tag,
-                parsed.payload,
-                pri >> 3,
-                pri & 7,
-                host.decode("ascii"),
-                app_name.decode("ascii"),
-                proc.decode("ascii"),
-                app,
-            ),
+            (when, tag, parsed.payload, pri >> 3, pri & 7, hostname, app_field, proc_id, app),
         )
 
     return decode_line

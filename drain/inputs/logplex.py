@@ -273,19 +273,22 @@ def iter_outcomes(
     frames = iter_frames(body, max_frame_bytes=limits.max_frame_bytes)
     seen = 0
     while True:
+        rest: QuarantineRow | None = None
         try:
             frame = next(frames)
         except StopIteration:
             return
         except FramingError as error:
-            row = _rest_row(body, error, limits, app)
+            # the error's traceback holds this generator's frame: keep neither past here
+            rest = _rest_row(body, error.with_traceback(None), limits, app)
+        if rest is not None:
             yield FrameOutcome(
-                offset=error.offset,
-                length=row.raw_bytes,
+                offset=rest.frame_offset,
+                length=rest.raw_bytes,
                 framed=False,
                 outcome=Outcome.QUARANTINED,
-                raw=row.raw,
-                quarantine=row,
+                raw=rest.raw,
+                quarantine=rest,
             )
             return
         seen += 1
@@ -298,7 +301,9 @@ def iter_outcomes(
             try:
                 header = parse_line(frame.msg)
             except LineError as error:
-                header_error = error
+                # without its traceback: it holds this frame, and so the body, in a cycle
+                # that only the (rarely run) cyclic collector frees
+                header_error = error.with_traceback(None)
         yield _described(frame.offset, frame.msg, out, header, header_error)
 
 

@@ -581,7 +581,9 @@ class Writer:
         """Write ``group``; raise _GroupFailed with the answer for its requests."""
         isolate = False
         retries = 0
-        last: BaseException | None = None
+        # the last error, described: the exception itself would hold its traceback, whose
+        # frames hold this one (and the group's rows) in a cycle the GC frees only later
+        last = "?"
         # Bounded: each pass either returns, raises, switches to isolation (once), or
         # uses one of max_retries retries.
         for _ in range(self._config.max_retries + 2):
@@ -589,7 +591,7 @@ class Writer:
                 async with asyncio.timeout(self._config.command_timeout_s):
                     return await self._write_group(group, isolate=isolate)
             except Exception as exc:
-                last = exc
+                last = describe(exc)
                 kind = classify_error(exc)
                 if kind is ErrorClass.DATA and not isolate:
                     log.info("data error in a group of %d batches; isolating", len(group))
@@ -613,7 +615,7 @@ class Writer:
                     raise _GroupFailed(DatabaseUnavailable(describe(exc))) from exc
                 log.exception("unexpected error writing a group of %d batches", len(group))
                 raise _GroupFailed(exc) from exc
-        raise _GroupFailed(DatabaseUnavailable(f"gave up: {describe(last) if last else '?'}"))
+        raise _GroupFailed(DatabaseUnavailable(f"gave up: {last}"))
 
     async def _write_group(self, group: list[_Item], *, isolate: bool) -> list[WriteResult]:
         conn = await self._pool.acquire()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from drain.store.budget import plan_web_pool
 from drain.store.database import create_pool
 from drain.store.writer import Writer
 from drain.web.access import check_credentials
+from drain.web.body import BodyBudget
 from drain.web.health import (
     Counters,
     LossMemory,
@@ -80,6 +82,7 @@ def create_app(
         writer_config=settings.writer_config(),
         telemetry=Telemetry(Counters(), metrics, LossMemory(metrics.directory), settings),
         rollup_names=sorted(load_rollups()),
+        body_budget=BodyBudget(settings.web_config().body_budget_bytes),
     )
     config = state.config
 
@@ -87,6 +90,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         plan = await plan_web_pool(settings, database_url)
         pool = await create_pool(database_url, min_size=1, max_size=plan.pool_size)
+        state.decode_executor = ThreadPoolExecutor(1, "drain-decode")
         try:
             writer = Writer(pool, state.writer_config, observer=metrics)
             await writer.start()
@@ -97,6 +101,8 @@ def create_app(
                 await writer.close(config.writer_close_timeout_s)
                 state.writer = None
         finally:
+            state.decode_executor.shutdown(wait=False, cancel_futures=True)
+            state.decode_executor = None
             state.pool = None
             metrics.process_exiting()
             try:

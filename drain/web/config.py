@@ -17,6 +17,9 @@ class WebConfig:
 
     Attributes:
         max_body_bytes: largest body after gzip decoding (DRAIN_MAX_BODY_BYTES).
+        body_budget_bytes: bytes of bodies this worker reads and decodes at once: its share
+            of DRAIN_BODY_BUDGET_BYTES, at least one body of ``max_body_bytes``
+            (drain.web.body.BodyBudget).
         body_timeout_s: time allowed to receive a whole body (DRAIN_BODY_TIMEOUT_S).
         max_id_header_bytes: longest Logplex-Frame-Id / X-Request-Id / Logplex-Drain-Token
             (DRAIN_MAX_ID_HEADER_BYTES); longer: 400.
@@ -35,6 +38,7 @@ class WebConfig:
     """
 
     max_body_bytes: int
+    body_budget_bytes: int
     body_timeout_s: float
     max_id_header_bytes: int
     write_wait_s: float

@@ -87,6 +87,8 @@ class Counters:
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
         too_many_frames: bodies refused (413) for holding more than DRAIN_MAX_FRAMES_PER_BODY.
         insecure_refused: POSTs refused (503) for ``X-Forwarded-Proto: http``.
+        body_budget_refused: POSTs refused (503) because the bodies already being read and
+            decoded held the worker's DRAIN_BODY_BUDGET_BYTES share (drain.web.body).
     """
 
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -102,6 +104,7 @@ class Counters:
     msg_count_invalid: int = 0
     too_many_frames: int = 0
     insecure_refused: int = 0
+    body_budget_refused: int = 0
     batches_by_app: Counter[str] = field(default_factory=Counter)
     events_stored_by_app: Counter[str] = field(default_factory=Counter)
 
@@ -143,6 +146,7 @@ class Counters:
             "msg_count_invalid": self.msg_count_invalid,
             "too_many_frames": self.too_many_frames,
             "insecure_refused": self.insecure_refused,
+            "body_budget_refused": self.body_budget_refused,
             "batches_by_app": dict(sorted(self.batches_by_app.items())),
             "events_stored_by_app": dict(sorted(self.events_stored_by_app.items())),
         }

@@ -7,7 +7,8 @@ once (drain.web.report):
    media type (415);
 2. back-pressure (:func:`_no_room`): 503 + Retry-After before the body is read when the
    write queue is already full;
-3. the body (drain.web.body): streamed, capped, gzip-decoded, within a time limit;
+3. the body (drain.web.body): streamed, capped, gzip-decoded, within a time limit and within
+   the worker's body budget (503 + Retry-After: 1 past it);
 4. decoding (drain.inputs.logplex, pure; in a worker thread for large bodies);
 5. submission to the writer (drain.store.writer), waited for at most DRAIN_WRITE_WAIT_S;
 6. the answer, with ``Drain-*`` headers that summarise the ledger.
@@ -41,6 +42,8 @@ code   when
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ from structlog.contextvars import bound_contextvars
 
 from drain.decode.loss import batch_loss
 from drain.errors import (
+    BodyBudgetSpent,
     BodyError,
     DatabaseUnavailable,
     QueueFull,
@@ -161,15 +165,21 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
     if refused is not None:  # before the body is read and decoded: a cheap 503
         return refused
     config = state.config
+    lease = state.body_budget.lease()
     state.bodies_in_progress += 1
     try:
         try:
             body = await read_body(
-                request, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
+                request,
+                max_bytes=config.max_body_bytes,
+                timeout_s=config.body_timeout_s,
+                lease=lease,
             )
         except BodyError as error:
+            if isinstance(error, BodyBudgetSpent):
+                report.refusal = Refusal.BODY_BUDGET
             if error.status_code == 503:
-                return _unavailable(state, error.detail)
+                return _unavailable(state, error.detail, error.retry_after_s)
             return refuse(error.status_code, error.detail)
 
         received_at = report.received_at = state.clock()
@@ -180,7 +190,10 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
             return refuse(413, str(error))
     finally:
         state.bodies_in_progress -= 1
-    del body  # the rows keep what they need; the body may be large
+        lease.release()
+    # The rows keep what they need; the body (up to DRAIN_MAX_BODY_BYTES) is not held while
+    # the request waits for its COMMIT (up to DRAIN_WRITE_WAIT_S).
+    del body
     state.rows_per_body += 0.1 * (decoded.row_count - state.rows_per_body)
     ledger = report.ledger = decoded.ledger
     if ledger.msg_count_mismatch:
@@ -223,12 +236,18 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
 async def _decode(
     state: DrainState, body: bytes, now: datetime, msg_count: int | None, app: str
 ) -> DecodedBatch:
-    """decode_body, in a worker thread for large bodies (DRAIN_DECODE_IN_THREAD_BYTES)."""
-    if len(body) >= state.config.decode_in_thread_bytes:
-        return await asyncio.to_thread(
-            decode_body, body, now=now, limits=state.limits, msg_count=msg_count, app=app
-        )
-    return decode_body(body, now=now, limits=state.limits, msg_count=msg_count, app=app)
+    """decode_body, in the decode thread for large bodies (DRAIN_DECODE_IN_THREAD_BYTES),
+    with this request's context variables (its log fields)."""
+    decode = functools.partial(
+        decode_body, body, now=now, limits=state.limits, msg_count=msg_count, app=app
+    )
+    executor = state.decode_executor
+    if len(body) < state.config.decode_in_thread_bytes:
+        return decode()
+    if executor is None:  # outside the lifespan
+        return await asyncio.to_thread(decode)
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(executor, context.run, decode)
 
 
 def _no_room(state: DrainState, request: Request) -> Response | None:
@@ -251,8 +270,9 @@ def _queue_full(error: QueueFull) -> Response:
     return refuse(503, "write queue full", {"Retry-After": str(retry_after)})
 
 
-def _unavailable(state: DrainState, detail: str) -> Response:
-    return refuse(503, detail, {"Retry-After": str(state.config.retry_after_s)})
+def _unavailable(state: DrainState, detail: str, retry_after_s: int | None = None) -> Response:
+    retry_after = state.config.retry_after_s if retry_after_s is None else retry_after_s
+    return refuse(503, detail, {"Retry-After": str(retry_after)})
 
 
 async def _submit(writer: Writer, batch: PendingBatch, wait_s: float) -> WriteResult:
@@ -261,13 +281,21 @@ async def _submit(writer: Writer, batch: PendingBatch, wait_s: float) -> WriteRe
     The batch stays queued after a time-out and may still commit; Logplex's retry with the
     same frame id is then a duplicate (stored once). The abandoned outcome is retrieved so
     that it is not reported as never retrieved.
+
+    No reference cycle is left when submit raises (QueueFull under a burst, TimeoutError):
+    the error's traceback holds this frame, so this frame must not hold the task that holds
+    the error (``asyncio.wait_for`` on Python 3.11 keeps such a cycle in its own frame).
+    Each cycle would keep the request's rows alive until the next cyclic collection, which
+    drain.web.worker's GC tuning makes rare (bench/README.md, "Memory (round 3)").
     """
     task = asyncio.ensure_future(writer.submit(batch))
     try:
-        return await asyncio.wait_for(asyncio.shield(task), wait_s)
+        async with asyncio.timeout(wait_s):
+            return await asyncio.shield(task)
     finally:
         if not task.done():  # timed out, or this request was cancelled
             task.add_done_callback(_ignore_outcome)
+        del task
 
 
 def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:

@@ -41,6 +41,7 @@ class Refusal:
 
     TOO_MANY_FRAMES = "too_many_frames"
     INSECURE = "insecure"
+    BODY_BUDGET = "body_budget"
 
 
 @dataclass(slots=True)
@@ -130,6 +131,8 @@ class Telemetry:
             self.counters.too_many_frames += 1
         elif refusal == Refusal.INSECURE:
             self.counters.insecure_refused += 1
+        elif refusal == Refusal.BODY_BUDGET:
+            self.counters.body_budget_refused += 1
 
     def record(self, report: BatchReport) -> None:
         """Emit everything ``report`` says, once (see the module docstring)."""

@@ -7,6 +7,7 @@ receive it as an argument. Nothing module-level.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,7 @@ import asyncpg
 from drain.decode.limits import DecodeLimits
 from drain.settings import Settings
 from drain.store.writer import Writer, WriterConfig
+from drain.web.body import BodyBudget
 from drain.web.config import WebConfig
 from drain.web.health import Counters
 from drain.web.metrics import Metrics
@@ -37,6 +39,8 @@ class DrainState:
     writer_config: WriterConfig
     telemetry: Telemetry
     rollup_names: list[str]
+    #: the bytes of bodies this worker reads and decodes at once (WebConfig.body_budget_bytes)
+    body_budget: BodyBudget
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
     insecure_warned_at: float | None = None
@@ -45,6 +49,10 @@ class DrainState:
     #: (Writer.check_room), so a burst is refused before the event loop is swamped
     bodies_in_progress: int = 0
     rows_per_body: float = 0.0
+    #: the one thread that decodes large bodies (set by the lifespan): the GIL lets one
+    #: decode run at a time anyway, and each more thread would hold a body half-decoded in
+    #: its own glibc malloc arena (asyncio's default executor has min(32, CPUs + 4))
+    decode_executor: ThreadPoolExecutor | None = None
 
     @property
     def counters(self) -> Counters:

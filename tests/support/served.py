@@ -130,11 +130,14 @@ def drain_command() -> list[str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """os.environ without drain's settings, plus ``extra``."""
+    """os.environ without drain's settings, with ``WEB_CONCURRENCY=1`` (one worker whatever
+    the machine: drain serve would derive it from the CPUs and memory, drain.web.dyno), plus
+    ``extra``."""
     drop = {"DATABASE_URL", "PORT", "WEB_CONCURRENCY", "TEST_DATABASE_URL"}
     env = {
         k: v for k, v in os.environ.items() if k not in drop and not k.upper().startswith("DRAIN_")
     }
+    env["WEB_CONCURRENCY"] = "1"
     env.update(extra)
     return env
 
