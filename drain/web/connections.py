@@ -15,7 +15,8 @@ would let idle connections deny every request.
 (``drain serve`` passes it to uvicorn as ``http=``, drain.web.master). Each connection:
 
 - **head size**: the bytes of a request head (request line, headers, the blank line) are
-  counted before they reach the parser; past ``max_head_bytes`` (DRAIN_MAX_HEAD_BYTES) the
+  counted before they reach the parser (those of a pipelined head that follows a body in
+  the same read, from the next read on); past ``max_head_bytes`` (DRAIN_MAX_HEAD_BYTES) the
   connection is answered ``431 Request Header Fields Too Large`` (RFC 6585 §5) with
   ``Connection: close``, and the rest of the head is never parsed: the work is linear in
   the bytes read, the memory at most ``max_head_bytes`` per connection;
@@ -293,6 +294,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._limits = guard.limits
         self._in_head = True  # the next bytes read belong to a request head
         self._head_bytes = 0  # bytes of the current head read so far
+        self._heads_done = 0  # request heads completed on this connection
         self._head_timer: asyncio.TimerHandle | None = None
         self._lingering = False  # a refusal was written: drop what the client still sends
         self._dropped = 0
@@ -349,15 +351,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().data_received(data)  # may complete the head; the rest is body
             return
         self._head_bytes += room
+        heads_before = self._heads_done
         super().data_received(data[:room])
         if self.transport.is_closing():
             return  # the parser refused the head (400)
-        if self._in_head:
-            self._refuse_head()
+        if self._heads_done == heads_before:
+            self._refuse_head()  # max_head_bytes read and the head goes on
             return
-        super().data_received(data[room:])
+        self.data_received(data[room:])  # the body, maybe a next head (counted anew)
 
     def on_headers_complete(self) -> None:
+        self._heads_done += 1
         self._in_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
