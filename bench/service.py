@@ -76,6 +76,8 @@ class Service:
         workers: uvicorn worker processes (WEB_CONCURRENCY).
         extra_env: more environment (e.g. DRAIN_QUEUE_MAX_BYTES for the burst).
         log_path: where the service's stdout and stderr go.
+        fd_limit: when set, the soft RLIMIT_NOFILE of the service (``ulimit -n``), to reach
+            file-descriptor exhaustion with few connections (bench/hostile.py).
     """
 
     def __init__(
@@ -85,13 +87,23 @@ class Service:
         workers: int = 1,
         extra_env: Mapping[str, str] | None = None,
         log_path: Path,
+        fd_limit: int | None = None,
     ) -> None:
         self.database_url = database_url
         self.workers = workers
         self.port = free_port()
         self.extra_env = dict(extra_env or {})
         self.log_path = log_path
+        self.fd_limit = fd_limit
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _lower_fd_limit(self) -> None:
+        """In the child before exec: the soft RLIMIT_NOFILE to ``fd_limit``."""
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert self.fd_limit is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, hard))
 
     @property
     def pid(self) -> int:
@@ -120,6 +132,7 @@ class Service:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if self.fd_limit is None else self._lower_fd_limit,
         )
         log.close()
         deadline = time.monotonic() + ready_timeout_s

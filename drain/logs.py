@@ -8,7 +8,10 @@ drain when it is attached to its own app (a self-drain). Hence the rules:
   counts; uvicorn's access log is off (it would be a second line per request);
 - never a raw input line, a body byte, a per-event line, a credential or DATABASE_URL;
 - the lines are JSON, never ``@[tag] {json}``, so a self-drain counts them as not-events
-  and never stores them as events (no feedback loop).
+  and never stores them as events (no feedback loop);
+- one line is one line for every splitter: besides what JSON escapes, the C1 controls
+  (U+0080-U+009F: NEL, which a header byte 0x85 decodes to) and U+2028/U+2029 are written
+  as ``\\uXXXX`` escapes (:func:`escape_line_breakers`).
 
 Every other logger (the standard library's ``logging``: uvicorn's start-up lines, the
 writer's warnings) is rendered as the same JSON lines through structlog's
@@ -24,19 +27,41 @@ writer's warnings) is rendered as the same JSON lines through structlog's
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
 import orjson
 import structlog
 
-__all__ = ["batch_logger", "configure_logging"]
+__all__ = ["batch_logger", "configure_logging", "escape_line_breakers"]
 
 BATCH_LOGGER = "drain.batch"
 
 
+#: characters JSON allows raw inside a string that line splitters may take for a line end:
+#: the C1 controls U+0080-U+009F (NEL, U+0085, among them; a latin-1 header byte 0x85
+#: decodes to it) and LINE SEPARATOR / PARAGRAPH SEPARATOR (U+2028, U+2029, Unicode §5.8)
+_LINE_BREAKERS = re.compile("[\u0080-\u009f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def escape_line_breakers(text: str) -> str:
+    """``text`` (JSON) with every C1 control, U+2028 and U+2029 written as a ``\\uXXXX``
+    escape: the same JSON value, and a line that no splitter can break. Only strings can
+    hold such characters, and the escape means the same character there (RFC 8259 §7)."""
+    if _LINE_BREAKERS.search(text) is None:
+        return text
+    return _LINE_BREAKERS.sub(_escape, text)
+
+
 def _dumps(value: Any, **_kwargs: Any) -> str:
-    return orjson.dumps(value, default=str).decode("utf-8")
+    """The renderer's serializer, so every log line (structlog's and the standard
+    library's, values, keys and tracebacks) goes through it."""
+    return escape_line_breakers(orjson.dumps(value, default=str).decode("utf-8"))
 
 
 def _shared_processors() -> list[Any]:

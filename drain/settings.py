@@ -16,7 +16,8 @@ appear in a ``repr``, a log line or an error message.
 
 Settings is the one source of every default: the parts receive typed configurations built
 here (:meth:`Settings.decode_limits`, :meth:`Settings.writer_config`, :meth:`Settings.web_config`,
-:meth:`Settings.retention_policy`, :meth:`Settings.clock_config`), whose setting-backed fields
+:meth:`Settings.retention_policy`, :meth:`Settings.clock_config`,
+:meth:`Settings.connection_limits`), whose setting-backed fields
 have no default of their own. :meth:`Settings.defaults` gives the defaults without reading the
 environment (tests, benchmarks).
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from drain.rollups.clock import ClockConfig
     from drain.store.lifecycle import RetentionPolicy
     from drain.store.writer import WriterConfig
-    from drain.web.config import WebConfig
+    from drain.web.config import ConnectionLimits, WebConfig
 
 __all__ = [
     "HEROKU_SHUTDOWN_S",
@@ -467,6 +468,42 @@ class Settings(BaseSettings):
         json_schema_extra={"unit": "processes", "default_text": "see meaning"},
     )
 
+    # ---- connections and request heads (drain.web.connections)
+    drain_max_head_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=MiB,
+        description=(
+            "Largest request head (request line, headers and the blank line after them); "
+            "over it: 431 and the connection is closed, the rest unread. Heroku's router "
+            "passes a request line and each header of up to 8 KiB (Dev Center, HTTP "
+            "Routing); Logplex's head with the router's headers is under 2 KiB."
+        ),
+        json_schema_extra={"unit": "bytes"},
+    )
+    drain_head_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "Time a connection has to send a complete request head, from its start (or from "
+            "the first byte of a later request's head); then it is closed without an "
+            "answer, which Logplex retries. Heroku's router sends a head at once."
+        ),
+        json_schema_extra={"unit": "seconds"},
+    )
+    drain_max_connections: int = Field(
+        default=1024,
+        ge=1,
+        description=(
+            "Open connections per worker process. At the cap a new connection closes the one "
+            "that has waited longest for a request head; when every connection has a "
+            "request in progress, the new one gets 503 + `Retry-After`. Never more than the "
+            "worker's file-descriptor limit (`ulimit -n`) minus 64 and the pool's."
+        ),
+        json_schema_extra={"unit": "connections"},
+    )
+
     @field_validator("drain_username")
     @classmethod
     def _username_has_no_colon(cls, value: str | None) -> str | None:
@@ -643,6 +680,18 @@ class Settings(BaseSettings):
             probe_timeout_s=self.drain_health_probe_timeout_s,
             writer_close_timeout_s=self.drain_shutdown_writer_s,
             pool_close_timeout_s=self.drain_shutdown_pool_s,
+        )
+
+    def connection_limits(self) -> ConnectionLimits:
+        """One worker's bounds on connections and request heads (drain.web.connections)."""
+        from drain.web.config import FD_RESERVED, ConnectionLimits
+
+        return ConnectionLimits(
+            max_head_bytes=self.drain_max_head_bytes,
+            head_timeout_s=self.drain_head_timeout_s,
+            max_connections=self.drain_max_connections,
+            reserved_fds=FD_RESERVED + self.drain_db_pool_size,
+            retry_after_s=self.drain_retry_after_s,
         )
 
     def retention_policy(self) -> RetentionPolicy:

@@ -9,6 +9,7 @@
 - :mod:`drain.web.health`: ``/health``'s counters, probes and warnings;
 - :mod:`drain.web.metrics`: Prometheus metrics, correct with several workers;
 - :mod:`drain.web.state`, :mod:`drain.web.config`: what one app holds, and its bounds;
+- :mod:`drain.web.connections`: bounds on connections and request heads, before the app;
 - :mod:`drain.web.master` and :mod:`drain.web.worker`: the ``drain serve`` processes.
 
 The names below are imported on first use, so that the light master process

@@ -11,6 +11,9 @@ writer first, so queued batches commit, then the pool.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
   credentials as ``POST /logs``; off with DRAIN_METRICS=false (404).
 
+The lifespan also hands ``drain serve``'s HTTP protocol its bounds on connections and
+request heads (drain.web.connections).
+
 Nothing here logs a body, a credential, or DATABASE_URL.
 """
 
@@ -34,6 +37,7 @@ from drain.store.database import create_pool
 from drain.store.writer import Writer
 from drain.web.access import check_credentials
 from drain.web.body import BodyBudget
+from drain.web.connections import GUARD_STATE_KEY, ConnectionGuard
 from drain.web.health import (
     Counters,
     LossMemory,
@@ -87,7 +91,7 @@ def create_app(
     config = state.config
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         plan = await plan_web_pool(settings, database_url)
         pool = await create_pool(database_url, min_size=1, max_size=plan.pool_size)
         state.decode_executor = ThreadPoolExecutor(1, "drain-decode")
@@ -96,7 +100,8 @@ def create_app(
             await writer.start()
             state.pool, state.writer = pool, writer
             try:
-                yield
+                # the bounds on connections and heads, for drain serve's protocol
+                yield {GUARD_STATE_KEY: ConnectionGuard(settings.connection_limits(), metrics)}
             finally:
                 await writer.close(config.writer_close_timeout_s)
                 state.writer = None

@@ -1,4 +1,5 @@
-"""The web layer's configuration (pure): time budgets and request bounds of ``drain serve``.
+"""The web layer's configuration (pure): time budgets and request bounds of ``drain serve``,
+and the bounds on its connections (drain.web.connections).
 
 Built from the settings (:meth:`drain.settings.Settings.web_config`), which hold every
 default.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["WebConfig"]
+__all__ = ["FD_RESERVED", "ConnectionLimits", "WebConfig"]
+
+#: file descriptors a worker keeps for itself besides its database pool: stdio, the
+#: listening socket, the event loop's own, the metrics files, the files /health reads
+FD_RESERVED = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +52,26 @@ class WebConfig:
     probe_timeout_s: float
     writer_close_timeout_s: float
     pool_close_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The per-connection and per-worker bounds (built by Settings.connection_limits).
+
+    Attributes:
+        max_head_bytes: largest request head, request line to blank line, in bytes
+            (DRAIN_MAX_HEAD_BYTES); over it: 431 and close.
+        head_timeout_s: seconds a connection may take to complete a request head
+            (DRAIN_HEAD_TIMEOUT_S); then it is closed without an answer.
+        max_connections: connections one worker holds open (DRAIN_MAX_CONNECTIONS), before
+            the file-descriptor bound of drain.web.connections.connection_cap.
+        reserved_fds: file descriptors the worker keeps for itself (:data:`FD_RESERVED`
+            plus its database pool).
+        retry_after_s: the ``Retry-After`` of the 503 at the cap (DRAIN_RETRY_AFTER_S).
+    """
+
+    max_head_bytes: int
+    head_timeout_s: float
+    max_connections: int
+    reserved_fds: int
+    retry_after_s: int

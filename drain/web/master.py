@@ -19,10 +19,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
-__all__ = ["main", "run"]
+__all__ = ["HTTP_PROTOCOL", "WORKER_APP", "main", "run", "uvicorn_options"]
+
+#: the app factory each worker calls
+WORKER_APP = "drain.web.worker:worker_app"
+#: uvicorn's ``http=``: its httptools protocol with drain's bounds (drain.web.connections)
+HTTP_PROTOCOL = "drain.web.connections:GuardedHttpToolsProtocol"
 
 log = logging.getLogger("drain.cli")
 
@@ -50,7 +56,8 @@ def _exit_zero_after_graceful_shutdown() -> Iterator[None]:
 
 
 def run(host: str, port: int, workers: int, graceful_s: int) -> None:
-    """Serve ``drain.web.worker:worker_app`` with uvicorn until SIGTERM/SIGINT (then return).
+    """Serve ``drain.web.worker:worker_app`` with uvicorn until SIGTERM/SIGINT (then return),
+    with :func:`uvicorn_options`.
 
     ``graceful_s`` is how long uvicorn waits for requests in flight after SIGTERM
     (DRAIN_SHUTDOWN_REQUESTS_S).
@@ -61,19 +68,30 @@ def run(host: str, port: int, workers: int, graceful_s: int) -> None:
     from drain.web.metrics import multiprocess_directory
 
     with multiprocess_directory(workers), _exit_zero_after_graceful_shutdown():
-        uvicorn.run(
-            "drain.web.worker:worker_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            lifespan="on",
-            timeout_graceful_shutdown=graceful_s,
-            server_header=False,
-            log_level="info",
-            log_config=None,  # drain.logs: JSON lines on stdout
-            access_log=False,  # one line per batch is drain's own (drain.web.operations)
-        )
+        uvicorn.run(WORKER_APP, **uvicorn_options(host, port, workers, graceful_s))
+
+
+def uvicorn_options(host: str, port: int, workers: int, graceful_s: int) -> dict[str, Any]:
+    """Every keyword argument ``drain serve`` gives ``uvicorn.run`` (besides the app), in one
+    place.
+
+    ``http`` is :data:`HTTP_PROTOCOL`: uvicorn's httptools protocol with drain's bounds on
+    request heads and connections, which it reads from the app's lifespan state
+    (drain.web.connections; docs/limits.md). uvicorn imports it in the workers only.
+    """
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "http": HTTP_PROTOCOL,
+        "lifespan": "on",  # the lifespan hands the protocol its bounds
+        "timeout_graceful_shutdown": graceful_s,
+        "server_header": False,
+        "log_level": "info",
+        "log_config": None,  # drain.logs: JSON lines on stdout
+        "access_log": False,  # one line per batch is drain's own (drain.web.report)
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

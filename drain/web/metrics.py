@@ -56,6 +56,11 @@ drain_database_errors_total               counter    ``class``: writer errors by
 drain_partitions_ahead_days               gauge      days after today that have a partition
 drain_upstream_lost_messages_total        counter    ``drain_token``, ``source`` (L10, L13):
                                                      lines Heroku reported lost before the drain
+drain_connections_open                    gauge      connections open (sum of workers)
+drain_connections_closed_total            counter    ``reason``: connections closed before a
+                                                     request was answered (connection_cap,
+                                                     idle_evicted, head_timeout,
+                                                     head_too_large: drain.web.connections)
 ========================================  =========  =========================================
 
 Label values are bounded, whatever the senders put in their tokens or service names:
@@ -200,6 +205,20 @@ class Metrics:
             registry=r,
         )
 
+        self.connections_open = Gauge(
+            "drain_connections_open",
+            "HTTP connections open.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "drain_connections_closed",
+            "HTTP connections closed before a request was answered, by reason "
+            "(drain.web.connections).",
+            ["reason"],
+            registry=r,
+        )
+
     @classmethod
     def create(cls) -> Metrics:
         """The metrics of one app: multiprocess when PROMETHEUS_MULTIPROC_DIR is set.
@@ -276,6 +295,15 @@ class Metrics:
         """This process's write-queue depth, rows and bytes."""
         self.queue_events.set(events)
         self.queue_bytes.set(size_bytes)
+
+    def connection_closed(self, reason: str) -> None:
+        """Connection guard observer: one connection closed early, for ``reason``
+        (drain.web.connections.REASONS)."""
+        self.connections_closed.labels(reason).inc()
+
+    def set_connections_open(self, count: int) -> None:
+        """Connection guard observer: this process's open connections."""
+        self.connections_open.set(count)
 
     # ----------------------------------------------------------------- scrape
 

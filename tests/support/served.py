@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -172,9 +173,17 @@ class Served:
 
 
 def start_drain(
-    tmp_path: Path, env: dict[str, str], args: list[str] | None = None, *, wait: bool = True
+    tmp_path: Path,
+    env: dict[str, str],
+    args: list[str] | None = None,
+    *,
+    wait: bool = True,
+    fd_limit: int | None = None,
 ) -> Served:
-    """Start ``drain serve`` on a free port of 127.0.0.1 and wait until /health answers."""
+    """Start ``drain serve`` on a free port of 127.0.0.1 and wait until /health answers.
+
+    ``fd_limit``: the process's soft RLIMIT_NOFILE (``ulimit -n``), when given.
+    """
     port = free_port()
     stdout_path = tmp_path / f"drain-{port}.out"
     stderr_path = tmp_path / f"drain-{port}.err"
@@ -187,11 +196,18 @@ def start_drain(
             stdout=out,
             stderr=err,
             cwd=tmp_path,
+            preexec_fn=None if fd_limit is None else (lambda: _lower_fd_limit(fd_limit)),
         )
     served = Served(proc, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
     if wait:
         wait_ready(served)
     return served
+
+
+def _lower_fd_limit(soft: int) -> None:
+    """In the child before exec: the soft RLIMIT_NOFILE to ``soft``."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def wait_ready(served: Served, deadline_s: float = START_DEADLINE_S) -> None:
@@ -214,9 +230,15 @@ def wait_ready(served: Served, deadline_s: float = START_DEADLINE_S) -> None:
 
 
 @contextmanager
-def serving(tmp_path: Path, env: dict[str, str], args: list[str] | None = None) -> Iterator[Served]:
+def serving(
+    tmp_path: Path,
+    env: dict[str, str],
+    args: list[str] | None = None,
+    *,
+    fd_limit: int | None = None,
+) -> Iterator[Served]:
     """``start_drain`` as a context manager that stops the process (by its PID) on exit."""
-    served = start_drain(tmp_path, env, args)
+    served = start_drain(tmp_path, env, args, fd_limit=fd_limit)
     try:
         yield served
     finally:
