@@ -448,9 +448,17 @@ class Archiver:
                 for f in files
             ]
 
+        # PostgreSQL and the read-back work at once; both finish before either's error
+        # is raised (the connection is used again right after)
         in_db, measured = await asyncio.gather(
-            conn.fetch(schema.stats_query(gen.partition)), asyncio.to_thread(measure)
+            conn.fetch(schema.stats_query(gen.partition)),
+            asyncio.to_thread(measure),
+            return_exceptions=True,
         )
+        for outcome in (measured, in_db):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(in_db, list) and isinstance(measured, list)
         partition = {
             r["app"]: (Checksum.of_sums(r["rows"], int(r["sum_a"]), int(r["sum_b"])), r)
             for r in in_db
