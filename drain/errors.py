@@ -22,6 +22,10 @@ refusal of a whole body (:class:`TooManyFrames`) is raised. The tree::
     │   └── RollupFormatError         a file of sql/rollups (drain.rollups.spec)
     ├── MigrationError                migrations on disk and in the database disagree
     ├── RollupQueryError              a rollup's query result cannot be written
+    ├── ArchiveError                  the Parquet archive (drain.archive) cannot do a step
+    │   ├── ArchiveMismatch           a file read back is not what was written (corrupt,
+    │   │                             partial, missing) or disagrees with the partition
+    │   └── RestoreRefused            a restore or release would mix, lose or duplicate rows
     └── NotReady                      the database cannot serve yet (CLI exit code 1)
 
 Errors raised by libraries (asyncpg, OSError, TimeoutError) are sorted by who is to blame
@@ -31,6 +35,8 @@ where they are caught: :func:`drain.store.faults.classify_error` for the writer.
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveMismatch",
     "BodyBudgetSpent",
     "BodyError",
     "ConfigError",
@@ -43,6 +49,7 @@ __all__ = [
     "NotReady",
     "QueueFull",
     "RequestError",
+    "RestoreRefused",
     "RollupFormatError",
     "RollupQueryError",
     "SettingsError",
@@ -233,6 +240,32 @@ class MigrationError(DrainError):
 
 class RollupQueryError(DrainError):
     """A rollup's query runs but its result cannot be written (no ``bucket`` column)."""
+
+
+class ArchiveError(DrainError):
+    """A step of the Parquet archive (drain.archive) cannot be done; the message says which
+    partition or file and why. The partition it concerns is left in PostgreSQL."""
+
+
+class ArchiveMismatch(ArchiveError):
+    """A file of the archive read back is not what was written or what the partition holds:
+    its size or SHA-256 differs, it does not parse as Parquet (a page checksum fails, it is
+    cut short), or its rows, time range or key checksum disagree. Raised by the verification
+    (drain.archive.verify); the file is never trusted.
+
+    Attributes:
+        path: the file, relative to the destination (or the partition's name).
+    """
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
+
+
+class RestoreRefused(ArchiveError):
+    """``drain archive restore`` or ``release`` would mix rows that are not the archive's
+    with archived ones, or lose rows (drain.archive.restore); the CLI exits 1."""
 
 
 class NotReady(DrainError):

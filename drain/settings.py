@@ -46,6 +46,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from drain.errors import SettingsError
 
 if TYPE_CHECKING:
+    from drain.archive.config import ArchiveConfig
     from drain.decode.limits import DecodeLimits
     from drain.rollups.clock import ClockConfig
     from drain.store.lifecycle import RetentionPolicy
@@ -504,6 +505,73 @@ class Settings(BaseSettings):
         json_schema_extra={"unit": "connections"},
     )
 
+    # ---- archive (drain.archive, docs/archive.md)
+    drain_archive: bool | None = Field(
+        default=None,
+        description=(
+            "Archive each partition that retention would drop as Parquet files in "
+            "`DRAIN_ARCHIVE_URL`, verify them, and only then drop it; `false`: retention drops "
+            "without archiving. A deployed drain needs `DRAIN_ARCHIVE_URL` (a dyno's disk is "
+            "not kept)."
+        ),
+        json_schema_extra={
+            "unit": "bool",
+            "default_text": (
+                "on when `DRAIN_ARCHIVE_URL` is set, and on the embedded PostgreSQL (no "
+                "`DATABASE_URL`); off for a deployed drain without `DRAIN_ARCHIVE_URL`"
+            ),
+        },
+    )
+    drain_archive_url: str | None = Field(
+        default=None,
+        description=(
+            "Where the archive goes: a local directory (a path or `file://` URL) or "
+            "`s3://bucket/prefix` (S3, Bucketeer or any S3-compatible server; credentials from "
+            "`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`)."
+        ),
+        json_schema_extra={
+            "unit": "URL",
+            "default_text": (
+                "`drain/archive` in the per-user data directory (`~/.local/share/drain/archive` "
+                "on Linux) when archiving is on without it"
+            ),
+        },
+    )
+    drain_archive_file_max_bytes: int = Field(
+        default=256 * MiB,
+        ge=MiB,
+        description=(
+            "A Parquet file (one app, one day) is closed and the next begun once it holds this "
+            "much; it may pass it by one row group (128 Ki rows)."
+        ),
+        json_schema_extra={"unit": "bytes"},
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description=(
+            "The S3 endpoint for an `s3://` archive on an S3-compatible server (MinIO, moto, "
+            "a Bucketeer endpoint); unset: AWS. Path-style addressing."
+        ),
+        json_schema_extra={"unit": "URL"},
+    )
+    aws_region: str | None = Field(
+        default=None,
+        description="The AWS region of the archive's bucket.",
+        json_schema_extra={"unit": "text", "default_text": "`us-east-1`"},
+    )
+
+    @field_validator("drain_archive_url")
+    @classmethod
+    def _archive_url_is_a_directory_or_s3(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if scheme not in ("", "file", "s3"):
+            raise ValueError("expected a directory, a file:// URL or s3://bucket/prefix")
+        if scheme == "s3" and not value[len("s3://") :].strip("/"):
+            raise ValueError("expected s3://bucket/prefix: the bucket is missing")
+        return value
+
     @field_validator("drain_username")
     @classmethod
     def _username_has_no_colon(cls, value: str | None) -> str | None:
@@ -709,6 +777,37 @@ class Settings(BaseSettings):
         from drain.rollups.clock import ClockConfig
 
         return ClockConfig(maintenance_every_s=self.drain_maintenance_interval_s)
+
+    def archive_config(self) -> ArchiveConfig | None:
+        """Where and how expiring partitions are archived (drain.archive), or None when
+        archiving is off (see DRAIN_ARCHIVE).
+
+        Raises:
+            SettingsError: DRAIN_ARCHIVE=true on a deployed drain without DRAIN_ARCHIVE_URL.
+        """
+        from drain.archive.config import ArchiveConfig
+
+        on = self.drain_archive
+        if on is None:
+            on = self.drain_archive_url is not None or not self.deployed
+        if not on:
+            return None
+        url = self.drain_archive_url
+        if url is None:
+            if self.deployed:
+                raise SettingsError(
+                    "DRAIN_ARCHIVE=true on a deployed drain (DATABASE_URL set) needs "
+                    "DRAIN_ARCHIVE_URL (s3://bucket/prefix): a dyno's disk is not kept"
+                )
+            import platformdirs
+
+            url = str(Path(platformdirs.user_data_dir("drain")) / "archive")
+        return ArchiveConfig(
+            url=url,
+            file_max_bytes=self.drain_archive_file_max_bytes,
+            endpoint_url=self.aws_endpoint_url,
+            region=self.aws_region or "us-east-1",
+        )
 
     # ----------------------------------------------------------------- construction
 

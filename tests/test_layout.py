@@ -37,6 +37,7 @@ IMPURE = {
 
 #: each package's public names; a change here is a change of the public API
 PUBLIC = {
+    "drain.archive": ["ArchiveConfig", "ArchivedDay", "Checksum", "FailedArchive"],
     "drain.cli": ["build_parser", "main"],
     "drain.decode": [
         "BatchLoss",

@@ -1,5 +1,6 @@
 """``drain clock`` (the Procfile's ``clock:`` process): fire every rollup on its cron
-schedule and run partition maintenance every DRAIN_MAINTENANCE_INTERVAL_S, until SIGTERM.
+schedule and run partition maintenance every DRAIN_MAINTENANCE_INTERVAL_S (archiving each
+expiring partition first when archiving is on: drain.archive), until SIGTERM.
 
 Exits 0 on SIGTERM or SIGINT. See :class:`drain.rollups.clock.Clock` for leadership (one
 acting clock among many) and catch-up.
@@ -46,7 +47,19 @@ async def _clock(pool: asyncpg.Pool) -> int:
     print(f"drain clock: {len(specs)} rollups: {', '.join(sorted(specs))}", flush=True)
     settings = Settings.load()
     policy = settings.retention_policy()
-    clock = Clock(pool, specs, settings.clock_config(), maintenance=lambda: maintain(pool, policy))
+    archive = settings.archive_config()
+    guard = None
+    if archive is not None:
+        from drain.archive.archiver import Archiver
+
+        guard = Archiver(pool, archive)
+        print(f"drain clock: archiving to {guard.destination.url} before retention", flush=True)
+    clock = Clock(
+        pool,
+        specs,
+        settings.clock_config(),
+        maintenance=lambda: maintain(pool, policy, guard=guard),
+    )
     await clock.serve(stop)
     print("drain clock: stopped", flush=True)
     return 0

@@ -7,8 +7,9 @@
 
 ``drain partitions maintain``
     one maintenance run now (what ``drain clock`` does every DRAIN_MAINTENANCE_INTERVAL_S):
-    make partitions ahead, detach and drop expired ones, prune the ledger and quarantine.
-    Exit 1 when a detach failed (it is retried by the next run).
+    make partitions ahead, detach and drop expired ones (archived and verified first when
+    archiving is on: drain.archive), prune the ledger and quarantine.
+    Exit 1 when a detach or an archive failed (it is retried by the next run).
 
 Both use DATABASE_URL (or the embedded server), never DATABASE_CONNECTION_POOL_URL. ``list``
 is read-only: it never creates an embedded database (drain.cli.common).
@@ -82,7 +83,13 @@ async def _list(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
 
 
 async def _maintain(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
-    report = await maintain(pool, policy)
+    config = Settings.load().archive_config()
+    guard = None
+    if config is not None:
+        from drain.archive.archiver import Archiver
+
+        guard = Archiver(pool, config)
+    report = await maintain(pool, policy, guard=guard)
     for table, day in report.created:
         print(f"created   {partition_name(table, day)}")
     for name in report.detached:
@@ -92,5 +99,7 @@ async def _maintain(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
         print(f"dropped   {name}")
     for name, why in report.failed:
         print(f"FAILED    {name}: {why} (retried by the next run)")
+    for name, why in report.kept:
+        print(f"kept      {name}: {why}")
     print(report.summary())
     return 1 if report.failed else 0

@@ -25,6 +25,12 @@ run finishes it with ``DETACH PARTITION ... FINALIZE``. Dropping the detached ta
 locks only that table. A table detached by an earlier run that died before the DROP is
 dropped by the next one.
 
+With archiving on (drain.archive; DRAIN_ARCHIVE_URL, docs/archive.md), step 2 goes through a
+:class:`RetirementGuard`: before a partition is detached the guard archives it and verifies
+the archive (or says why it is kept: a failure, or a restored day), after the detach it
+checks the detached table still holds what was verified, and after the drop it records
+it. Without a guard, retention drops as described above.
+
 Only one maintenance acts at a time: it holds a session advisory lock for the run
 (``pg_try_advisory_lock``); another finds it taken and reports ``skipped``. Session locks
 need a direct connection, so maintenance uses DATABASE_URL, never PgBouncer's
@@ -38,6 +44,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 
@@ -51,9 +58,12 @@ from drain.store.partitions import (
 from drain.store.tables import TABLES
 
 __all__ = [
+    "MAINTENANCE_LOCK_KEY",
+    "Hold",
     "MaintenanceReport",
     "PartitionRow",
     "RetentionPolicy",
+    "RetirementGuard",
     "days_ahead",
     "maintain",
     "partition_table",
@@ -61,8 +71,9 @@ __all__ = [
 
 log = logging.getLogger("drain.store.lifecycle")
 
-# "drn2" namespace, key 2 (key 1 is the clock's leader lock).
-_MAINTENANCE_KEY = 0x64726E32_00000002
+#: the session advisory lock one maintenance holds ("drn2" namespace, key 2; key 1 is the
+#: clock's leader lock); ``drain archive restore|release`` take it too
+MAINTENANCE_LOCK_KEY = 0x64726E32_00000002
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +125,11 @@ class MaintenanceReport:
         detached: partitions detached (``CONCURRENTLY`` unless listed in ``blocking``).
         blocking: partitions detached with the plain (ACCESS EXCLUSIVE) fallback.
         dropped: tables dropped.
-        failed: (partition, error class and SQLSTATE) for detaches that failed; retried next run.
+        failed: (partition, why) for partitions that could not be retired: a detach that
+            failed (error class and SQLSTATE), or an archive step (drain.archive); retried
+            next run.
+        kept: (partition, why) for expired partitions a guard keeps on purpose (a
+            restored day).
         ledger_pruned / quarantine_pruned: rows deleted.
         ahead_days: days after today that have a partition, after the run.
     """
@@ -125,6 +140,7 @@ class MaintenanceReport:
     blocking: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
     ledger_pruned: int = 0
     quarantine_pruned: int = 0
     ahead_days: int = 0
@@ -136,9 +152,44 @@ class MaintenanceReport:
         return (
             f"created {len(self.created)}, detached {len(self.detached)}"
             f" ({len(self.blocking)} without CONCURRENTLY), dropped {len(self.dropped)},"
-            f" failed {len(self.failed)}; pruned {self.ledger_pruned} ledger rows,"
+            f" failed {len(self.failed)}, kept {len(self.kept)};"
+            f" pruned {self.ledger_pruned} ledger rows,"
             f" {self.quarantine_pruned} quarantine rows; {self.ahead_days} days ahead"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A :class:`RetirementGuard`'s answer: do not retire this partition now.
+
+    Fields:
+        reason: why, for the report and the log.
+        failed: True for a failure (reported in ``failed``, retried next run), False for a
+            partition kept on purpose (reported in ``kept``).
+    """
+
+    reason: str
+    failed: bool
+
+
+class RetirementGuard(Protocol):
+    """What retention asks before and after it drops a partition (drain.archive.Archiver).
+
+    Each method runs on the maintenance's connection (which holds its advisory lock) and
+    handles its own errors: a problem is a :class:`Hold`, never an exception.
+    """
+
+    async def start(self, conn: Conn) -> None:
+        """Once per run, before any partition: settle what an interrupted run left."""
+
+    async def before_detach(self, conn: Conn, row: PartitionRow) -> Hold | None:
+        """The partition ``row`` is expired: None lets it be detached and dropped."""
+
+    async def before_drop(self, conn: Conn, row: PartitionRow) -> Hold | None:
+        """``row`` is detached: None lets it be dropped (a Hold leaves it detached)."""
+
+    async def after_drop(self, conn: Conn, row: PartitionRow) -> None:
+        """``row`` was dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +382,12 @@ async def _prune(conn: Conn, table: str, before: datetime, policy: RetentionPoli
 
 
 async def maintain(
-    pool: asyncpg.Pool, policy: RetentionPolicy, *, now: datetime | None = None
+    pool: asyncpg.Pool,
+    policy: RetentionPolicy,
+    *,
+    now: datetime | None = None,
+    guard: RetirementGuard | None = None,
+    retire_only: bool = False,
 ) -> MaintenanceReport:
     """One maintenance run (see the module docstring) on one connection of ``pool``.
 
@@ -339,6 +395,9 @@ async def maintain(
         pool: a pool on DATABASE_URL (a direct connection: the run holds a session lock).
         policy: what to keep.
         now: the current time, UTC (tests pass a fixed one). Default: the system clock.
+        guard: asked before and after each expired partition is retired (archiving,
+            drain.archive.Archiver); None: retention drops as it always did.
+        retire_only: only step 2 (``drain archive``): no partitions made, nothing pruned.
 
     Returns:
         a :class:`MaintenanceReport`; a detach that fails is reported in ``failed`` and
@@ -352,14 +411,16 @@ async def maintain(
     today = at.astimezone(UTC).date()
     report = MaintenanceReport()
     async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _MAINTENANCE_KEY):
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", MAINTENANCE_LOCK_KEY):
             report.skipped = "another maintenance is running"
             return report
         try:
             days = [today + timedelta(days=n) for n in range(policy.ahead_days + 1)]
-            for table in TABLES:
+            for table in () if retire_only else TABLES:
                 made = await ensure_partitions(conn, table, days)
                 report.created.extend((table, day) for day in made)
+            if guard is not None:
+                await guard.start(conn)
             drop_before = policy.drop_before(at)
             if drop_before is not None:
                 for row in await partition_table(conn, at, policy):
@@ -368,7 +429,9 @@ async def maintain(
                     ) + timedelta(days=1)
                     if upper > drop_before:
                         continue
-                    await _retire(conn, row, policy, report)
+                    await _retire(conn, row, policy, report, guard)
+            if retire_only:
+                return report
             prune_before = policy.prune_before(at)
             if prune_before is not None:
                 report.ledger_pruned = await _prune(conn, "received_batches", prune_before, policy)
@@ -376,15 +439,33 @@ async def maintain(
             report.ahead_days = await days_ahead(conn, today)
         finally:
             if not conn.is_closed():
-                await conn.execute("SELECT pg_advisory_unlock($1)", _MAINTENANCE_KEY)
+                await conn.execute("SELECT pg_advisory_unlock($1)", MAINTENANCE_LOCK_KEY)
     log.info("partition maintenance: %s", report.summary())
     return report
 
 
+def _held(report: MaintenanceReport, name: str, hold: Hold) -> None:
+    if hold.failed:
+        log.warning("%s not retired: %s; next run retries", name, hold.reason)
+        report.failed.append((name, hold.reason))
+    else:
+        report.kept.append((name, hold.reason))
+
+
 async def _retire(
-    conn: Conn, row: PartitionRow, policy: RetentionPolicy, report: MaintenanceReport
+    conn: Conn,
+    row: PartitionRow,
+    policy: RetentionPolicy,
+    report: MaintenanceReport,
+    guard: RetirementGuard | None,
 ) -> None:
-    """Detach (unless already detached) and drop one expired partition."""
+    """Detach (unless already detached) and drop one expired partition, when ``guard``
+    (if any) lets it."""
+    if guard is not None:
+        hold = await guard.before_detach(conn, row)
+        if hold is not None:
+            _held(report, row.name, hold)
+            return
     if row.state != "detached":
         try:
             pending = row.state == "detach pending"
@@ -396,8 +477,15 @@ async def _retire(
         report.detached.append(row.name)
         if not concurrently:
             report.blocking.append(row.name)
+    if guard is not None:
+        hold = await guard.before_drop(conn, row)
+        if hold is not None:
+            _held(report, row.name, hold)
+            return
     stmt_ms = max(1, math.ceil(policy.statement_timeout_s * 1000))
     async with conn.transaction():
         await conn.execute(f"SET LOCAL statement_timeout = {stmt_ms}")
         await conn.execute(f"DROP TABLE IF EXISTS {_quote(row.name)}")
     report.dropped.append(row.name)
+    if guard is not None:
+        await guard.after_drop(conn, row)

@@ -41,6 +41,8 @@ from drain.web.connections import GUARD_STATE_KEY, ConnectionGuard
 from drain.web.health import (
     Counters,
     LossMemory,
+    archive_health,
+    archive_warning,
     health_document,
     partitions_ahead,
     partitions_warning,
@@ -144,6 +146,9 @@ def create_app(
             late = partitions_warning(ahead, settings.drain_partitions_ahead_days)
             if late is not None:
                 warnings.append(late)
+            archive = await archive_health(state.pool, timeout_s)
+            if archive is not None:
+                warnings.extend(archive_warning(f) for f in archive.failed)
         status, document = health_document(probe, stats, state.counters, rollups, warnings)
         return JSONResponse(document, status_code=status)
 
@@ -157,6 +162,9 @@ def create_app(
             metrics.set_queue(stats.queue_events, stats.queue_bytes)
         if state.pool is not None:
             await _refresh_partitions_ahead(state)
+            archive = await archive_health(state.pool, state.config.probe_timeout_s)
+            if archive is not None:
+                metrics.set_archive_failures(archive.failures)
         body = await asyncio.to_thread(metrics.render)
         return Response(body, media_type=CONTENT_TYPE)
 

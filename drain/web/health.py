@@ -29,6 +29,10 @@ object with a ``kind`` and a human ``message``:
   The ``drain_upstream_lost_messages_total`` metric keeps the counts.
 - ``partitions_ahead``: fewer than DRAIN_PARTITIONS_AHEAD_DAYS days after today have a
   partition (the clock's maintenance makes them; ``drain partitions maintain`` does it now).
+- ``archive_failed``: the last attempt to archive a partition past retention failed
+  (drain.archive): which table and day, at which step, the error's class (its message is in
+  ``drain archive list`` and the clock's log), how many attempts failed. The partition is
+  still in PostgreSQL; the next maintenance retries.
 
 Answered with 200 when the database answers ``SELECT 1`` within the probe timeout, 503 when
 it does not (so a load balancer or ``curl --fail`` sees the outage).
@@ -48,15 +52,19 @@ from typing import Any
 import asyncpg
 import orjson
 
+from drain.archive.status import FailedArchive, archive_failures, failed_archives
 from drain.decode.loss import BatchLoss
 from drain.records import Ledger, WriteResult
 from drain.store.lifecycle import days_ahead
 
 __all__ = [
     "LAST_LOSS_FILE",
+    "ArchiveHealth",
     "Counters",
     "DatabaseProbe",
     "LossMemory",
+    "archive_health",
+    "archive_warning",
     "health_document",
     "jsonable",
     "loss_warning",
@@ -333,4 +341,47 @@ def partitions_warning(ahead: int | None, wanted: int) -> dict[str, Any] | None:
         ),
         "ahead_days": ahead,
         "wanted_days": wanted,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveHealth:
+    """The archive's failures as the database records them (drain.archive.status).
+
+    Fields:
+        failed: generations whose last attempt failed (newest first, at most 10).
+        failures: failed attempts ever recorded, by (table, step).
+    """
+
+    failed: list[FailedArchive]
+    failures: dict[tuple[str, str], int]
+
+
+async def archive_health(pool: asyncpg.Pool, timeout_s: float) -> ArchiveHealth | None:
+    """The archive's failures; None when the database did not answer within ``timeout_s``
+    seconds (or has no archive tables)."""
+    try:
+        async with asyncio.timeout(timeout_s), pool.acquire() as conn:
+            return ArchiveHealth(await failed_archives(conn), await archive_failures(conn))
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None
+
+
+def archive_warning(failed: FailedArchive) -> dict[str, Any]:
+    """The ``archive_failed`` warning of one generation (the error's class only: /health
+    is public and a message can name a bucket or a path)."""
+    error = failed.error.partition(":")[0]
+    return {
+        "kind": "archive_failed",
+        "message": (
+            f"archiving {failed.table} {failed.day.isoformat()} failed at {failed.step} "
+            f"({error}; {failed.failures} failed attempts): the partition stays in PostgreSQL "
+            "and the next maintenance retries; `drain archive list` shows the error"
+        ),
+        "table": failed.table,
+        "day": failed.day.isoformat(),
+        "step": failed.step,
+        "error": error,
+        "failures": failed.failures,
+        "failed_at": failed.at.astimezone(UTC).isoformat(),
     }

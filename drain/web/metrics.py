@@ -61,6 +61,9 @@ drain_connections_closed_total            counter    ``reason``: connections clo
                                                      request was answered (connection_cap,
                                                      idle_evicted, head_timeout,
                                                      head_too_large: drain.web.connections)
+drain_archive_failures_total              counter    ``table``, ``step`` (plan, write, verify,
+                                                     drop): archive attempts that failed, as
+                                                     the database records them (drain.archive)
 ========================================  =========  =========================================
 
 Label values are bounded, whatever the senders put in their tokens or service names:
@@ -89,6 +92,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from drain.decode.loss import SOURCE_L10, SOURCE_L13, BatchLoss
 from drain.records import Ledger, WriteResult
@@ -107,6 +112,24 @@ COMMIT_ROWS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000)
 COMMIT_SECONDS_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")
+
+
+class _ArchiveFailures(Collector):
+    """``drain_archive_failures_total`` from the counts the database keeps (every worker
+    reads the same numbers, so the answering worker's copy is the whole truth)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "drain_archive_failures",
+            "Archive attempts that failed, by table and step (drain.archive).",
+            labels=["table", "step"],
+        )
+        for (table, step), count in sorted(self.counts.items()):
+            family.add_metric([table, step], count)
+        yield family
 
 
 def _multiprocess_active() -> bool:
@@ -204,6 +227,9 @@ class Metrics:
             ["drain_token", "source"],
             registry=r,
         )
+        self._archive_failures = _ArchiveFailures()
+        if r is not None:
+            r.register(self._archive_failures)
 
         self.connections_open = Gauge(
             "drain_connections_open",
@@ -291,6 +317,10 @@ class Metrics:
         """Writer observer: one database error of ``error_class`` (ErrorClass value)."""
         self.db_errors.labels(error_class).inc()
 
+    def set_archive_failures(self, counts: dict[tuple[str, str], int]) -> None:
+        """The archive's failed attempts by (table, step), read from the database."""
+        self._archive_failures.counts = dict(counts)
+
     def set_queue(self, events: int, size_bytes: int) -> None:
         """This process's write-queue depth, rows and bytes."""
         self.queue_events.set(events)
@@ -315,6 +345,7 @@ class Metrics:
         mark_dead_workers(self._directory)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self._directory)  # type: ignore[no-untyped-call]
+        registry.register(self._archive_failures)
         return generate_latest(registry)
 
     def process_exiting(self) -> None:
