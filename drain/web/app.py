@@ -10,6 +10,8 @@ writer first, so queued batches commit, then the pool.
   rollups' lag and the warnings (drain.web.health). 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
   credentials as ``POST /logs``; off with DRAIN_METRICS=false (404).
+- ``GET /`` and the dashboard's other pages, ``/api/...``, ``/static/...``
+  (drain.web.dashboard), behind the viewer's own credentials.
 
 Nothing here logs a body, a credential, or DATABASE_URL.
 """
@@ -20,7 +22,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -32,19 +33,13 @@ from drain.store.budget import plan_web_pool
 from drain.store.database import create_pool
 from drain.store.writer import Writer
 from drain.web.access import check_credentials
-from drain.web.health import (
-    Counters,
-    LossMemory,
-    health_document,
-    partitions_ahead,
-    partitions_warning,
-    probe_database,
-    rollup_health,
-)
+from drain.web.dashboard import add_dashboard
+from drain.web.health import Counters, LossMemory
 from drain.web.ingest import post_logs
 from drain.web.metrics import CONTENT_TYPE, Metrics
 from drain.web.report import Telemetry
 from drain.web.state import DrainState
+from drain.web.status import health_report, refresh_partitions_ahead
 
 __all__ = ["create_app"]
 
@@ -117,23 +112,7 @@ def create_app(
         return await post_logs(state, request)
 
     async def get_health() -> Response:
-        if state.pool is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        timeout_s = config.probe_timeout_s
-        probe = await probe_database(state.pool, timeout_s)
-        stats = state.writer.stats() if state.writer is not None else None
-        rollups = None
-        warnings: list[dict[str, Any]] = []
-        loss = state.telemetry.losses.last()
-        if loss is not None:
-            warnings.append(dict(loss))
-        if probe.reachable:
-            rollups = await rollup_health(state.pool, state.rollup_names, timeout_s)
-            ahead = await _refresh_partitions_ahead(state)
-            late = partitions_warning(ahead, settings.drain_partitions_ahead_days)
-            if late is not None:
-                warnings.append(late)
-        status, document = health_document(probe, stats, state.counters, rollups, warnings)
+        status, document = await health_report(state)
         return JSONResponse(document, status_code=status)
 
     async def get_metrics(request: Request) -> Response:
@@ -145,7 +124,7 @@ def create_app(
             stats = state.writer.stats()
             metrics.set_queue(stats.queue_events, stats.queue_bytes)
         if state.pool is not None:
-            await _refresh_partitions_ahead(state)
+            await refresh_partitions_ahead(state)
         body = await asyncio.to_thread(metrics.render)
         return Response(body, media_type=CONTENT_TYPE)
 
@@ -153,14 +132,5 @@ def create_app(
     app.add_api_route("/health", get_health, methods=["GET"], include_in_schema=False)
     if settings.drain_metrics:
         app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)
+    add_dashboard(app, state)  # GET / and its pages, /api/..., /static/... (drain.web.dashboard)
     return app
-
-
-async def _refresh_partitions_ahead(state: DrainState) -> int | None:
-    """Count the days ahead that have a partition and set ``drain_partitions_ahead_days``."""
-    if state.pool is None:
-        return None
-    ahead = await partitions_ahead(state.pool, state.config.probe_timeout_s)
-    if ahead is not None:
-        state.metrics.partitions_ahead.set(ahead)
-    return ahead
