@@ -77,6 +77,7 @@ VIEWER_REALM = 'Basic realm="drain dashboard", charset="UTF-8"'
 STATIC_FILES = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
     "vendor/uplot/uPlot.iife.min.js": "text/javascript; charset=utf-8",
     "vendor/uplot/uPlot.min.css": "text/css; charset=utf-8",
     "vendor/uplot/LICENSE": "text/plain; charset=utf-8",
@@ -124,6 +125,20 @@ def _num(value: Any) -> str:
     return f"{int(value):,}"
 
 
+def _per(seconds: int) -> str:
+    """Template filter: a bucket width in words (``hour``, ``minute``, ``day``, ``15 min``)."""
+    named = {60: "minute", 3600: "hour", 86400: "day", 7 * 86400: "week"}
+    if seconds in named:
+        return named[seconds]
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
 def _pretty(value: Any) -> str:
     """Template filter: a JSON value, indented (for display as text)."""
     if isinstance(value, str):
@@ -151,7 +166,7 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(utc=_utc, num=_num, pretty=_pretty)
+        self.env.filters.update(utc=_utc, num=_num, pretty=_pretty, per=_per)
         static = files("drain.web.dashboard").joinpath("static")
         self.static: dict[str, tuple[bytes, str, str]] = {}
         for name, media in STATIC_FILES.items():

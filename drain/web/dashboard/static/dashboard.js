@@ -14,6 +14,22 @@
     "#e8590c", "#5f3dc4", "#0b7285", "#a61e4d", "#5c940d", "#364fc7",
   ];
   var height = 340;
+  var fmtDay = uPlotFormat("{YYYY}-{MM}-{DD}");
+  var fmtDayTime = uPlotFormat("{MM}-{DD} {HH}:{mm}");
+  var fmtTime = uPlotFormat("{HH}:{mm}");
+
+  function uPlotFormat(template) {
+    return function (date) { return window.uPlot ? uPlot.fmtDate(template)(date) : ""; };
+  }
+
+  function utcDate(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+
+  // x-axis labels in 24-hour UTC: times within a day, day and time over a few days, days
+  function xLabels(u, splits) {
+    var span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+    var format = span > 14 * 86400 ? fmtDay : span > 86400 ? fmtDayTime : fmtTime;
+    return splits.map(function (ts) { return format(utcDate(ts)); });
+  }
 
   function note(el, text) {
     var target = document.getElementById(el.id + "-note");
@@ -67,10 +83,19 @@
         var opts = {
           width: Math.max(el.clientWidth, 320),
           height: height,
-          tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
-          scales: { x: { time: true } },
+          tzDate: utcDate,
+          scales: {
+            x: { time: true },
+            y: {
+              range: function (u, min, max) {
+                var low = Math.min(0, min);
+                var high = max > low ? max + (max - low) * 0.08 : low + 1;
+                return [low, high];
+              },
+            },
+          },
           series: series,
-          axes: [{}, { label: data.unit, size: 80 }],
+          axes: [{ values: xLabels, space: 70 }, { label: data.unit, size: 80 }],
           legend: { live: true },
           cursor: { points: { size: 8 } },
         };
