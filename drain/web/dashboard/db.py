@@ -2,8 +2,11 @@
 the web worker's own pool, and identifiers quoted from a whitelist read from the catalog.
 
 Every dashboard query runs inside :func:`read_only`: ``BEGIN READ ONLY`` (PostgreSQL refuses
-any write in it with SQLSTATE 25006), ``SET LOCAL statement_timeout`` and ``SET LOCAL
-TimeZone = 'UTC'`` (so ``date_trunc`` buckets are UTC days and hours). Values are always bound
+any write in it with SQLSTATE 25006), ``SET LOCAL statement_timeout``, ``SET LOCAL
+TimeZone = 'UTC'`` (so ``date_trunc`` buckets are UTC days and hours) and ``SET LOCAL jit =
+off``: the dashboard's queries read bounded ranges in milliseconds, and the planner's
+estimates for a rollup's query (tag_catalog_daily's per-day index walk is costed in the
+millions) would otherwise make PostgreSQL spend seconds compiling it. Values are always bound
 parameters; the only names put into SQL text are column and table names that the catalog
 returned and that :func:`quote_ident` accepts.
 
@@ -119,8 +122,10 @@ async def read_only(pool: asyncpg.Pool | None, gate: Gate) -> AsyncIterator[Conn
             raise DashboardUnavailable(f"database unreachable ({type(error).__name__})") from None
         try:
             async with conn.transaction(readonly=True):
-                await conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
-                await conn.execute("SET LOCAL TimeZone = 'UTC'")
+                await conn.execute(
+                    f"SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL TimeZone = 'UTC'; "
+                    "SET LOCAL jit = off"
+                )
                 try:
                     yield conn
                 except asyncpg.QueryCanceledError:

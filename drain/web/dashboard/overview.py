@@ -5,9 +5,10 @@ flows through it.
   commit and how long ago, the last group's commit time, partitions ahead, the rollups' lag,
   the warnings: upstream loss, partitions), and the quarantined lines by reason over the range.
 - ``/api/events``: events stored per minute by app and tag, from the ``events_per_minute``
-  rollup (its newest minutes computed live: drain.web.dashboard.rollupdata). The points are
-  minutes for a range up to 6 hours, quarter hours up to 3 days, hours beyond; the value is
-  always events per minute (a bucket's events divided by its minutes).
+  rollup for a range up to a day (points of a minute up to 6 hours, of 15 minutes beyond),
+  from ``events_per_tag_hourly`` (points of an hour) for a longer one; the newest buckets
+  computed live (drain.web.dashboard.rollupdata). The value is always events per minute (a
+  point's events divided by its minutes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from drain.web.status import health_report, refresh_partitions_ahead
 __all__ = [
     "EVENTS",
     "EVENTS_ROLLUP",
+    "HOURLY_ROLLUP",
     "OVERVIEW",
     "PAGE",
     "events_chart",
@@ -32,8 +34,9 @@ __all__ = [
     "step_for",
 ]
 
-#: the rollup the events chart reads
+#: the rollup the events chart reads for a range up to a day, and beyond
 EVENTS_ROLLUP = "events_per_minute"
+HOURLY_ROLLUP = "events_per_tag_hourly"
 #: most (app, tag) series in the events chart
 EVENT_SERIES = 12
 
@@ -42,7 +45,7 @@ def step_for(span_s: float) -> int:
     """The events chart's point width (seconds) for a range of ``span_s`` seconds."""
     if span_s <= 6 * 3600:
         return 60
-    if span_s <= 3 * 86400:
+    if span_s <= 86400:
         return 900
     return 3600
 
@@ -95,12 +98,13 @@ async def overview_data(ask: Ask) -> dict[str, Any]:
 
 async def events_chart(ask: Ask) -> dict[str, Any]:
     """Events per minute by app and tag over the range (``/api/events``)."""
-    spec = ask.rollups.get(EVENTS_ROLLUP)
     step = step_for(ask.filters.span_s)
+    name = EVENTS_ROLLUP if step < 3600 else HOURLY_ROLLUP
+    spec = ask.rollups.get(name)
     keys = ("tag",) if ask.filters.app is not None else ("app", "tag")
     if spec is None:
         chart = build_chart([], measure="events", keys=keys, bucket_s=step)
-        return {**chart, "note": f"the {EVENTS_ROLLUP} rollup is not installed"}
+        return {**chart, "note": f"the {name} rollup is not installed"}
     async with read_only(ask.state.pool, ask.gate) as conn:
         table = await describe(conn, spec)
         covered = await coverage(conn, spec)
@@ -144,7 +148,7 @@ OVERVIEW = Endpoint(
 EVENTS = Endpoint(
     "/api/events",
     events_chart,
-    "chart: events stored per minute by app and tag (events_per_minute rollup, newest "
-    "minutes live)",
+    "chart: events stored per minute by app and tag (events_per_minute rollup up to a day, "
+    "events_per_tag_hourly beyond; newest buckets live)",
 )
 PAGE = Page("/", "Overview", "overview.html", overview_data, endpoints=(OVERVIEW, EVENTS))
