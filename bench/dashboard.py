@@ -3,13 +3,14 @@
 Makes a fresh database (BENCH_DATABASE_URL's server, else an embedded one), fills
 ``raw_events`` with N events over the 7 days before now (in time order, as a drain writes
 them; 3 apps; ``production.pay`` 40 %, ``production.access`` 30 %, ``production.login`` 20 %,
-``production.register`` 10 %, payloads shaped like the seed article's), VACUUM ANALYZE, backfills
-every shipped rollup up to two hours ago (the newest two hours are then computed live, as on a
-drain whose clock runs hourly), serves the drain's app on 127.0.0.1 and times every ``/api``
-endpoint and page over HTTP for the 1 h, 24 h and 7 d ranges: the first request (cold) and the
-median and max of the next ``--repeat``. Then drops the BRIN index on ``event_time`` and times
-the endpoints that compute buckets live again, to show what it buys. Prints the figures;
-bench/README.md keeps them. The database is dropped at the end.
+``production.register`` 10 %, payloads shaped like the seed article's), VACUUM ANALYZE,
+backfills every shipped rollup as far as ``drain clock`` would have by now (its latest tick's
+window; the buckets since are computed live, as on a running drain), serves the drain's app
+on 127.0.0.1 and times every ``/api`` endpoint and page over HTTP for the 1 h, 24 h and 7 d
+ranges: the first request (cold) and the median and max of the next ``--repeat``. Then drops
+the BRIN index on ``event_time`` and times the endpoints that compute buckets live again, to
+show what it buys. Prints the figures; bench/README.md keeps them. The database is dropped at
+the end.
 
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test python -m bench.dashboard
     python -m bench.dashboard --events 1000000 --repeat 3     # smaller
@@ -29,6 +30,7 @@ import asyncpg
 import httpx
 
 from drain.rollups.runner import RunKind, backfill_windows, load_rollups, run_window
+from drain.rollups.spec import latest_tick, window_for_tick
 from drain.settings import Settings
 from drain.store.migrate import migrate
 from drain.web.app import create_app
@@ -113,8 +115,9 @@ async def fill(url: str, events: int, now: datetime) -> tuple[float, float]:
         await pool.execute("VACUUM ANALYZE raw_events", timeout=3600)
         fill_s = time.perf_counter() - t
         t = time.perf_counter()
-        until = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
         for spec in load_rollups().values():
+            # as far as `drain clock` would have run it by now: its latest tick's window
+            until = window_for_tick(spec, latest_tick(spec.schedule, now))[1]
             s0 = time.perf_counter()
             rows = 0
             for lo_w, hi_w in backfill_windows(spec, start - timedelta(hours=1), until):
@@ -123,7 +126,11 @@ async def fill(url: str, events: int, now: datetime) -> tuple[float, float]:
                 )
                 assert result.error is None, result.error
                 rows += result.rows_written
-            print(f"  backfill {spec.name:<24} {time.perf_counter() - s0:6.1f} s, {rows:,} rows")
+            live_min = (now - until).total_seconds() / 60
+            print(
+                f"  backfill {spec.name:<24} {time.perf_counter() - s0:6.1f} s, {rows:,} rows, "
+                f"complete until {until:%H:%M} ({live_min:.0f} min computed live)"
+            )
         backfill_s = time.perf_counter() - t
         size = await pool.fetchval("SELECT pg_size_pretty(pg_total_relation_size('raw_events'))")
         parts = await pool.fetch(

@@ -142,7 +142,7 @@ def serve_in_thread(app: Any) -> Iterator[str]:
     def run() -> None:
         try:
             asyncio.run(server.serve())
-        except BaseException as error:  # reported to the caller below
+        except (OSError, RuntimeError, SystemExit) as error:  # reported to the caller below
             failure.append(error)
 
     thread = threading.Thread(target=run, name="drain-served", daemon=True)
