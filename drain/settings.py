@@ -66,7 +66,9 @@ __all__ = [
 
 MiB = 2**20
 
-_SECRET_FIELDS = frozenset({"database_url", "database_connection_pool_url", "drain_password"})
+_SECRET_FIELDS = frozenset(
+    {"database_url", "database_connection_pool_url", "drain_password", "drain_viewer_password"}
+)
 
 
 #: a Logplex drain token: "d." and a UUID (Heroku Dev Center, "Log Drains")
@@ -572,7 +574,63 @@ class Settings(BaseSettings):
             raise ValueError("expected s3://bucket/prefix: the bucket is missing")
         return value
 
-    @field_validator("drain_username")
+    # ---- dashboard (drain.web.dashboard, drain.cli.bi, drain.store.listener)
+    drain_dashboard: bool = Field(
+        default=True,
+        description=(
+            "Serve the dashboard (`GET /`, its pages and `/api/...`): behind "
+            "`DRAIN_VIEWER_USERNAME`/`DRAIN_VIEWER_PASSWORD`, or open when neither is set and "
+            "the drain is local (no `DATABASE_URL`, bound to loopback); otherwise, and with "
+            "`false`, those paths answer 404."
+        ),
+        json_schema_extra={"unit": "bool"},
+    )
+    drain_viewer_username: str | None = Field(
+        default=None,
+        description=(
+            "HTTP Basic user name of the dashboard's viewers (no `:`). The viewer credentials "
+            "open only the dashboard's pages (GET); they never post to `/logs`."
+        ),
+        json_schema_extra={"unit": "text"},
+    )
+    drain_viewer_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "HTTP Basic password of the dashboard's viewers. Set both viewer variables, or "
+            "neither; the pair must differ from `DRAIN_USERNAME`/`DRAIN_PASSWORD`."
+        ),
+        json_schema_extra={"unit": "secret"},
+    )
+    drain_dashboard_statement_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description=(
+            "Bound (s) on each dashboard query (`SET LOCAL statement_timeout` in its read-only "
+            "transaction); past it the page shows the time-out and `/api/...` answers 503."
+        ),
+        json_schema_extra={"unit": "seconds"},
+    )
+    drain_dashboard_refresh_s: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="How often a dashboard page reloads itself when its auto-refresh is on.",
+        json_schema_extra={"unit": "seconds"},
+    )
+    drain_embedded_pg_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "While `drain serve` runs on the embedded PostgreSQL, also accept PostgreSQL "
+            "connections on `127.0.0.1:PORT` (for Metabase or Grafana on this machine), for "
+            "roles with a password (`drain bi-role`); the superuser `postgres` is refused there."
+        ),
+        json_schema_extra={"unit": "TCP port", "default_text": "unset (unix socket only)"},
+    )
+
+    @field_validator("drain_username", "drain_viewer_username")
     @classmethod
     def _username_has_no_colon(cls, value: str | None) -> str | None:
         if value is not None and ":" in value:
@@ -686,6 +744,25 @@ class Settings(BaseSettings):
     def credentials_required(self) -> bool:
         """True when POST /logs checks HTTP Basic credentials (both variables are set)."""
         return self.drain_username is not None and self.drain_password is not None
+
+    @property
+    def viewer_credentials_set(self) -> bool:
+        """True when the dashboard checks viewer credentials (both viewer variables set)."""
+        return self.drain_viewer_username is not None and self.drain_viewer_password is not None
+
+    @property
+    def dashboard_access(self) -> str:
+        """Who may open the dashboard: ``"viewer"`` (HTTP Basic, the viewer credentials),
+        ``"open"`` (no credentials: a local drain, no DATABASE_URL, bound to loopback), or
+        ``"off"`` (DRAIN_DASHBOARD=false, or a deployed or non-loopback drain without viewer
+        credentials: its paths answer 404)."""
+        if not self.drain_dashboard:
+            return "off"
+        if self.viewer_credentials_set:
+            return "viewer"
+        if not self.deployed and _is_loopback(self.host):
+            return "open"
+        return "off"
 
     def data_dir(self) -> Path:
         """The embedded PostgreSQL's data directory: DRAIN_DATA_DIR or the per-user default."""
@@ -842,7 +919,8 @@ class Settings(BaseSettings):
 
         Raises:
             SettingsError: DATABASE_CONNECTION_POOL_URL without DATABASE_URL; only one of
-                DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL
+                DRAIN_USERNAME / DRAIN_PASSWORD (or of the two viewer variables) is set; the
+                viewer pair equals the drain's pair; or DATABASE_URL
                 is set (a deployed drain) without both and DRAIN_ALLOW_ANONYMOUS is not true;
                 or the drain listens beyond loopback without credentials and without
                 DRAIN_ALLOW_ANONYMOUS=true.
@@ -859,6 +937,23 @@ class Settings(BaseSettings):
                 "DRAIN_USERNAME and DRAIN_PASSWORD must be set together (only "
                 + ("DRAIN_USERNAME" if has_user else "DRAIN_PASSWORD")
                 + " is set)"
+            )
+        has_viewer = self.drain_viewer_username is not None
+        if has_viewer != (self.drain_viewer_password is not None):
+            raise SettingsError(
+                "DRAIN_VIEWER_USERNAME and DRAIN_VIEWER_PASSWORD must be set together (only "
+                + ("DRAIN_VIEWER_USERNAME" if has_viewer else "DRAIN_VIEWER_PASSWORD")
+                + " is set)"
+            )
+        if (
+            self.viewer_credentials_set
+            and self.credentials_required
+            and self.drain_viewer_username == self.drain_username
+            and self.drain_viewer_password == self.drain_password
+        ):
+            raise SettingsError(
+                "DRAIN_VIEWER_USERNAME/DRAIN_VIEWER_PASSWORD are the same as DRAIN_USERNAME/"
+                "DRAIN_PASSWORD: a viewer could post to /logs; give the viewers their own pair"
             )
         if self.credentials_required or self.drain_allow_anonymous:
             return

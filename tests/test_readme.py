@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from tests.support.served import clean_env, drain_command, serving, start_drain
@@ -52,9 +53,15 @@ def test_quick_start_has_the_two_commands() -> None:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_readme_curl_examples_run_as_written(database_url: str, tmp_path: Path) -> None:
     blocks = curl_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     assert all("http://127.0.0.1:8000/logs" in block for block in blocks)
-    env = clean_env(DATABASE_URL=database_url, DRAIN_ALLOW_ANONYMOUS="true")
+    viewer = ("viewer", "readme")
+    env = clean_env(
+        DATABASE_URL=database_url,
+        DRAIN_ALLOW_ANONYMOUS="true",
+        DRAIN_VIEWER_USERNAME=viewer[0],
+        DRAIN_VIEWER_PASSWORD=viewer[1],
+    )
     migrated = subprocess.run(
         [*drain_command(), "migrate"], env=env, capture_output=True, timeout=60, cwd=tmp_path
     )
@@ -73,12 +80,26 @@ def test_readme_curl_examples_run_as_written(database_url: str, tmp_path: Path) 
             )
             assert result.returncode == 0, result.stderr
             outputs.append(result.stdout.lower())
-    signup, sample = outputs
+        # the dashboard page the README sends the reader to, and its chart's data
+        page = httpx.get(served.base_url + "/rollups/payment_history", auth=viewer, timeout=30)
+        chart = httpx.get(
+            served.base_url + "/api/rollups/payment_history?range=1h", auth=viewer, timeout=30
+        )
+    signup, seed, sample = outputs
     assert signup.startswith("http/1.1 200")
     assert "drain-events-stored: 1" in signup
     assert sample.startswith("http/1.1 200")
     assert "drain-not-events: 10" in sample
     assert "drain-frames: 10" in sample
+    assert seed.startswith("http/1.1 200")
+    assert "drain-events-stored: 3" in seed
+    assert page.status_code == 200 and "payment_history" in page.text
+    assert "631,631" in README and "1,200" in README
+    revenue = {s["label"]: s["values"] for s in chart.json()["chart"]["series"]}
+    assert {label: [v for v in values if v] for label, values in revenue.items()} == {
+        "categoryA": [631631.0],
+        "categoryB": [1200.0],
+    }
     asyncio.run(run_readme_queries(database_url))
 
 

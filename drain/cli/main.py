@@ -2,7 +2,7 @@
 
 Commands, one module each in this package: ``serve`` (drain.cli.serve), ``migrate``,
 ``parse``, ``rollup list|run|backfill``, ``partitions list|maintain``,
-``archive [list|verify|restore|release]``, ``clock``.
+``archive [list|verify|restore|release]``, ``clock``, ``bi-role`` (drain.cli.bi).
 
 Exit codes: 0 success, 1 the database is not ready (unreachable, not migrated, no embedded
 data directory), 2 usage or settings error or unreadable input, 3 the web service failed to
@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from drain.cli import archive, clock, migrate, parse, partitions, rollup, serve
+from drain.cli import archive, bi, clock, migrate, parse, partitions, rollup, serve
 from drain.errors import NotReady, SettingsError
 from drain.settings import unknown_drain_variables
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Heroku log drain: Logplex batches in, @[tag] events stored in PostgreSQL.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, migrate, parse, rollup, partitions, archive, clock):
+    for module in (serve, migrate, parse, rollup, partitions, archive, clock, bi):
         module.register(commands)
     return parser
 

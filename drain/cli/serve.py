@@ -21,7 +21,10 @@ import os
 import shlex
 import socket
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -137,6 +140,38 @@ def _dyno_web_concurrency(overrides: dict[str, object]) -> Settings:
     return Settings.load(**overrides, web_concurrency=workers)
 
 
+@contextmanager
+def _tcp_listener(settings: Settings, url: str) -> Iterator[None]:
+    """DRAIN_EMBEDDED_PG_PORT: passwords for every role but postgres (pg_hba.conf, reloaded),
+    then 127.0.0.1:PORT forwarded to the embedded server's socket (drain.store.listener).
+
+    Raises:
+        NotReady: the port is taken.
+    """
+    from drain.store.listener import listening, require_passwords
+
+    port = settings.drain_embedded_pg_port
+    assert port is not None
+    busy = _address_in_use("127.0.0.1", port)
+    if busy is not None:
+        raise NotReady(f"cannot listen on 127.0.0.1:{port} ({busy}): DRAIN_EMBEDDED_PG_PORT")
+    if require_passwords(settings.data_dir()):
+        asyncio.run(_reload_configuration(url))
+    host = parse_qs(urlsplit(url).query)["host"][0]
+    with listening(os.path.join(host, ".s.PGSQL.5432"), port):
+        yield
+
+
+async def _reload_configuration(url: str) -> None:
+    from drain.store.database import connect_kwargs
+
+    conn = await asyncpg.connect(**cast("dict[str, Any]", connect_kwargs(url)))
+    try:
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run ``drain serve`` (see the module docstring); returns the exit code."""
     from drain.web import master
@@ -154,7 +189,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(sys.stdout)
     if "web_concurrency" not in settings.model_fields_set and settings.database_url is not None:
         settings = _dyno_web_concurrency(overrides)
-    with open_database(settings) as (url, embedded):
+    with ExitStack() as stack:
+        url, embedded = stack.enter_context(open_database(settings))
         if embedded:
             from drain.store.migrate import migrate
 
@@ -172,10 +208,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 f"cannot listen on {settings.host}:{settings.port} ({busy}): "
                 "pick another port with --port or PORT"
             )
+        if embedded and settings.drain_embedded_pg_port is not None:
+            stack.enter_context(_tcp_listener(settings, url))
         if embedded:
             print(f"drain is starting on {base_url} (POST /logs, GET /health)", flush=True)
+            if settings.dashboard_access != "off":
+                print(f"dashboard: {base_url}/", flush=True)
             print(f"data directory: {settings.data_dir()}", flush=True)
             print(f"database (psql): {url}", flush=True)
+            if settings.drain_embedded_pg_port is not None:
+                print(
+                    f"database (TCP, for BI tools): 127.0.0.1:{settings.drain_embedded_pg_port}, "
+                    "roles with a password only (`drain bi-role NAME` makes one)",
+                    flush=True,
+                )
             print("post a one-line Logplex batch with:\n", flush=True)
             print(
                 curl_example(base_url, with_credentials=settings.credentials_required), flush=True

@@ -1,7 +1,8 @@
 """The connection budget: how many PostgreSQL connections each web worker's pool may open.
 
 Every process of a drain holds connections: each uvicorn worker its asyncpg pool (the
-writer holds one while it flushes, ``/health`` and ``/metrics`` borrow one briefly), the
+writer holds one while it flushes, ``/health``, ``/metrics`` and the dashboard borrow one
+briefly; the dashboard at most one at a time, drain.web.dashboard.db), the
 clock process its own pool, the release phase one for ``drain migrate``, and an operator
 one for ``heroku pg:psql``. Heroku Postgres Essential plans allow 20 connections; past the
 limit PostgreSQL refuses new ones (SQLSTATE 53300) and the drain answers 503. So::

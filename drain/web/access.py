@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from drain.settings import Settings
 from drain.web.auth import WWW_AUTHENTICATE, check_basic
 from drain.web.report import Refusal
 from drain.web.state import DrainState
@@ -41,10 +42,20 @@ class Refused:
 def check_credentials(state: DrainState, request: Request) -> Refused | None:
     """None when the request may pass (right HTTP Basic credentials, or none required);
     else the refusal: 503 for ``X-Forwarded-Proto: http`` when DRAIN_REQUIRE_HTTPS is on,
-    401 for missing or wrong credentials."""
+    401 for missing or wrong credentials, and 401 for the dashboard viewer's credentials
+    (DRAIN_VIEWER_USERNAME/PASSWORD) even on a drain that takes anonymous posts: a viewer
+    never posts."""
     settings = state.settings
     if settings.https_required and _forwarded_http(request.headers.get("x-forwarded-proto")):
         return _insecure(state)
+    if settings.viewer_credentials_set and _is_viewer(settings, request):
+        return Refused(
+            refuse(
+                401,
+                "the dashboard's viewer credentials cannot post or scrape",
+                {"WWW-Authenticate": WWW_AUTHENTICATE},
+            )
+        )
     if settings.credentials_required:
         assert settings.drain_username is not None and settings.drain_password is not None
         if not check_basic(
@@ -56,6 +67,17 @@ def check_credentials(state: DrainState, request: Request) -> Refused | None:
                 refuse(401, "missing or wrong credentials", {"WWW-Authenticate": WWW_AUTHENTICATE})
             )
     return None
+
+
+def _is_viewer(settings: Settings, request: Request) -> bool:
+    """True when the request carries exactly the dashboard viewer's credentials."""
+    assert settings.drain_viewer_username is not None
+    assert settings.drain_viewer_password is not None
+    return check_basic(
+        request.headers.get("authorization"),
+        username=settings.drain_viewer_username,
+        password=settings.drain_viewer_password.get_secret_value(),
+    )
 
 
 def _forwarded_http(value: str | None) -> bool:

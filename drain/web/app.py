@@ -10,6 +10,8 @@ writer first, so queued batches commit, then the pool.
   rollups' lag and the warnings (drain.web.health). 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
   credentials as ``POST /logs``; off with DRAIN_METRICS=false (404).
+- ``GET /`` and the dashboard's other pages, ``/api/...``, ``/static/...``
+  (drain.web.dashboard), behind the viewer's own credentials.
 
 The lifespan also hands ``drain serve``'s HTTP protocol its bounds on connections and
 request heads (drain.web.connections).
@@ -38,21 +40,13 @@ from drain.store.writer import Writer
 from drain.web.access import check_credentials
 from drain.web.body import BodyBudget
 from drain.web.connections import GUARD_STATE_KEY, ConnectionGuard
-from drain.web.health import (
-    Counters,
-    LossMemory,
-    archive_health,
-    archive_warning,
-    health_document,
-    partitions_ahead,
-    partitions_warning,
-    probe_database,
-    rollup_health,
-)
+from drain.web.dashboard import add_dashboard
+from drain.web.health import Counters, LossMemory, archive_health
 from drain.web.ingest import post_logs
 from drain.web.metrics import CONTENT_TYPE, Metrics
 from drain.web.report import Telemetry
 from drain.web.state import DrainState
+from drain.web.status import health_report, refresh_partitions_ahead
 
 __all__ = ["create_app"]
 
@@ -130,26 +124,7 @@ def create_app(
         return await post_logs(state, request)
 
     async def get_health() -> Response:
-        if state.pool is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        timeout_s = config.probe_timeout_s
-        probe = await probe_database(state.pool, timeout_s)
-        stats = state.writer.stats() if state.writer is not None else None
-        rollups = None
-        warnings: list[dict[str, Any]] = []
-        loss = state.telemetry.losses.last()
-        if loss is not None:
-            warnings.append(dict(loss))
-        if probe.reachable:
-            rollups = await rollup_health(state.pool, state.rollup_names, timeout_s)
-            ahead = await _refresh_partitions_ahead(state)
-            late = partitions_warning(ahead, settings.drain_partitions_ahead_days)
-            if late is not None:
-                warnings.append(late)
-            archive = await archive_health(state.pool, timeout_s)
-            if archive is not None:
-                warnings.extend(archive_warning(f) for f in archive.failed)
-        status, document = health_document(probe, stats, state.counters, rollups, warnings)
+        status, document = await health_report(state)
         return JSONResponse(document, status_code=status)
 
     async def get_metrics(request: Request) -> Response:
@@ -161,7 +136,7 @@ def create_app(
             stats = state.writer.stats()
             metrics.set_queue(stats.queue_events, stats.queue_bytes)
         if state.pool is not None:
-            await _refresh_partitions_ahead(state)
+            await refresh_partitions_ahead(state)
             archive = await archive_health(state.pool, state.config.probe_timeout_s)
             if archive is not None:
                 metrics.set_archive_failures(archive.failures)
@@ -172,14 +147,5 @@ def create_app(
     app.add_api_route("/health", get_health, methods=["GET"], include_in_schema=False)
     if settings.drain_metrics:
         app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)
+    add_dashboard(app, state)  # GET / and its pages, /api/..., /static/... (drain.web.dashboard)
     return app
-
-
-async def _refresh_partitions_ahead(state: DrainState) -> int | None:
-    """Count the days ahead that have a partition and set ``drain_partitions_ahead_days``."""
-    if state.pool is None:
-        return None
-    ahead = await partitions_ahead(state.pool, state.config.probe_timeout_s)
-    if ahead is not None:
-        state.metrics.partitions_ahead.set(ahead)
-    return ahead

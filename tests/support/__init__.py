@@ -1,2 +1,3 @@
 """What the tests share: configurations built from the settings' defaults, the in-process
-app, the served process, the captured samples, and the reference decoder (the oracle)."""
+app, the served process, the captured samples, the reference decoder (the oracle), and the
+dashboard's known data set."""
