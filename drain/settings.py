@@ -64,13 +64,21 @@ __all__ = [
 
 MiB = 2**20
 
-_SECRET_FIELDS = frozenset({"database_url", "database_connection_pool_url", "drain_password"})
+_SECRET_FIELDS = frozenset(
+    {"database_url", "database_connection_pool_url", "drain_password", "drain_bearer_token"}
+)
 
 
 #: a Logplex drain token: "d." and a UUID (Heroku Dev Center, "Log Drains")
 _DRAIN_TOKEN = re.compile(
     r"d\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+
+
+#: an RFC 6750 §2.1 b64token (the credential of ``Authorization: Bearer``)
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: DRAIN_OTLP_PATH_PREFIX: "/" and path segments (RFC 3986 unreserved characters)
+_PATH_PREFIX = re.compile(r"(/[A-Za-z0-9\-._~]+)+")
 
 
 #: seconds Heroku allows between SIGTERM and SIGKILL (Dev Center, "Dynos: graceful shutdown")
@@ -444,6 +452,26 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"unit": "URL"},
     )
+    # ---- OTLP input (drain.web.otlp: Fir telemetry drains, docs/otlp.md)
+    drain_bearer_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "A token that every route taking credentials also accepts as "
+            "`Authorization: Bearer <token>`, besides `DRAIN_USERNAME`/`DRAIN_PASSWORD`: what a "
+            "Fir telemetry drain sends with `heroku telemetry:add ... --headers "
+            '\'{"Authorization":"Bearer <token>"}\'`. At least 16 characters.'
+        ),
+        json_schema_extra={"unit": "secret"},
+    )
+    drain_otlp_path_prefix: str | None = Field(
+        default=None,
+        description=(
+            "Also serve the OTLP/HTTP routes under this path: `/otlp` adds `/otlp/v1/logs`, "
+            "`/otlp/v1/metrics` and `/otlp/v1/traces` to `/v1/logs`, `/v1/metrics` and "
+            "`/v1/traces`. Starts with `/`, no trailing `/`."
+        ),
+        json_schema_extra={"unit": "URL path", "default_text": "unset (only `/v1/...`)"},
+    )
     web_concurrency: int = Field(
         default=1,
         ge=1,
@@ -454,6 +482,30 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"unit": "processes"},
     )
+
+    @field_validator("drain_bearer_token")
+    @classmethod
+    def _bearer_token_is_a_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        token = value.get_secret_value()
+        # RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+        if len(token) < 16 or not _B64TOKEN.fullmatch(token):
+            raise ValueError(
+                "expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (then = padding), "
+                "e.g. the output of `openssl rand -hex 32`"
+            )
+        return value
+
+    @field_validator("drain_otlp_path_prefix")
+    @classmethod
+    def _prefix_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None and not _PATH_PREFIX.fullmatch(value):
+            raise ValueError(
+                "expected a path such as /otlp: a leading /, then segments of "
+                "A-Z a-z 0-9 - . _ ~ separated by /, no trailing /"
+            )
+        return value
 
     @field_validator("drain_username")
     @classmethod
@@ -566,9 +618,15 @@ class Settings(BaseSettings):
         return self.deployed
 
     @property
-    def credentials_required(self) -> bool:
-        """True when POST /logs checks HTTP Basic credentials (both variables are set)."""
+    def basic_configured(self) -> bool:
+        """True when HTTP Basic credentials are set (DRAIN_USERNAME and DRAIN_PASSWORD)."""
         return self.drain_username is not None and self.drain_password is not None
+
+    @property
+    def credentials_required(self) -> bool:
+        """True when POST /logs, the OTLP routes and GET /metrics check credentials: HTTP
+        Basic (both variables set) or a bearer token (DRAIN_BEARER_TOKEN) is configured."""
+        return self.basic_configured or self.drain_bearer_token is not None
 
     def data_dir(self) -> Path:
         """The embedded PostgreSQL's data directory: DRAIN_DATA_DIR or the per-user default."""
@@ -679,8 +737,9 @@ class Settings(BaseSettings):
 
         Raises:
             SettingsError: DATABASE_CONNECTION_POOL_URL without DATABASE_URL; only one of
-                DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL
-                is set (a deployed drain) without both and DRAIN_ALLOW_ANONYMOUS is not true;
+                DRAIN_USERNAME / DRAIN_PASSWORD is set; or DATABASE_URL is set (a deployed
+                drain) without credentials (both, or DRAIN_BEARER_TOKEN) and
+                DRAIN_ALLOW_ANONYMOUS is not true;
                 or the drain listens beyond loopback without credentials and without
                 DRAIN_ALLOW_ANONYMOUS=true.
         """
@@ -702,13 +761,15 @@ class Settings(BaseSettings):
         if self.deployed:
             raise SettingsError(
                 "DATABASE_URL is set (a deployed drain) but DRAIN_USERNAME and DRAIN_PASSWORD "
-                "are not: set both (HTTP Basic credentials for POST /logs), or set "
-                "DRAIN_ALLOW_ANONYMOUS=true to accept anonymous posts"
+                "are not: set both (HTTP Basic credentials for POST /logs), or "
+                "DRAIN_BEARER_TOKEN (OTLP), or set DRAIN_ALLOW_ANONYMOUS=true to accept "
+                "anonymous posts"
             )
         if not _is_loopback(self.host):
             raise SettingsError(
                 f"DRAIN_HOST={self.host} listens beyond this machine but DRAIN_USERNAME and "
-                "DRAIN_PASSWORD are not set: set both, or set DRAIN_ALLOW_ANONYMOUS=true"
+                "DRAIN_PASSWORD are not set: set both (or DRAIN_BEARER_TOKEN), or set "
+                "DRAIN_ALLOW_ANONYMOUS=true"
             )
 
 

@@ -140,7 +140,7 @@ def create_app(
         refused = check_credentials(state, request)
         if refused is not None:
             state.telemetry.count_refusal(refused.reason)
-            return refused.response
+            return refused.plain()
         if state.writer is not None:
             stats = state.writer.stats()
             metrics.set_queue(stats.queue_events, stats.queue_bytes)

@@ -1,15 +1,16 @@
 """``POST /logs``: a Logplex batch in, committed rows out, one answer.
 
-The handler is a sequence of steps, each in its own function, and each batch is reported
-once (drain.web.report):
+The handler is a sequence of steps, each batch reported once (drain.web.report); the
+steps every input shares are in drain.web.intake, the Logplex ones here:
 
-1. admission (:func:`_admit`): credentials (401), id header sizes (400), drain token (403),
-   media type (415);
-2. back-pressure (:func:`_no_room`): 503 + Retry-After before the body is read when the
-   write queue is already full;
-3. the body (drain.web.body): streamed, capped, gzip-decoded, within a time limit;
+1. admission (:func:`_admit`): credentials (401, drain.web.access), id header sizes (400),
+   drain token (403), media type (415);
+2. back-pressure (drain.web.intake.no_room): 503 + Retry-After before the body is read
+   when the write queue is already full;
+3. the body (drain.web.intake.read): streamed, capped, gzip-decoded, within a time limit;
 4. decoding (drain.inputs.logplex, pure; in a worker thread for large bodies);
-5. submission to the writer (drain.store.writer), waited for at most DRAIN_WRITE_WAIT_S;
+5. submission to the writer (drain.web.intake.submit), waited for at most
+   DRAIN_WRITE_WAIT_S;
 6. the answer, with ``Drain-*`` headers that summarise the ledger.
 
 The answers follow Logplex's rules (Heroku Dev Center, "Log Drains", HTTPS drains): any 2xx
@@ -40,55 +41,31 @@ code   when
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 from dataclasses import dataclass
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
-from structlog.contextvars import bound_contextvars
 
 from drain.decode.loss import batch_loss
-from drain.errors import (
-    BodyError,
-    DatabaseUnavailable,
-    QueueFull,
-    TooManyFrames,
-    WriterClosed,
-)
+from drain.errors import TooManyFrames
 from drain.inputs.logplex import LOGPLEX_MEDIA_TYPE, decode_body
-from drain.records import DecodedBatch, PendingBatch, WriteResult
-from drain.store.writer import Writer
-from drain.web.access import check_credentials, refuse
+from drain.records import DecodedBatch, WriteResult
+from drain.web import intake
+from drain.web.access import Refused, check_credentials, refuse
 from drain.web.auth import check_drain_token
-from drain.web.body import read_body
 from drain.web.report import BatchReport, Refusal
 from drain.web.state import DrainState
 
-__all__ = ["post_logs"]
+__all__ = ["ledger_headers", "post_logs"]
 
 log = logging.getLogger("drain.web")
-
-#: rough per-row overhead in bytes for the write queue's byte bound
-_ROW_OVERHEAD_BYTES = 200
 
 
 async def post_logs(state: DrainState, request: Request) -> Response:
     """Answer one ``POST /logs`` (see the module docstring) and report it once."""
     report = BatchReport(request.headers.get("x-request-id"))
-    try:
-        # every log line of this request (e.g. a Msg-Count warning) carries the request id
-        with bound_contextvars(request_id=report.logged_request_id):
-            response = await _handle(state, request, report)
-    except BaseException:
-        report.status = 500
-        state.telemetry.record(report)
-        raise
-    report.status = response.status_code
-    state.telemetry.record(report)
-    return response
+    return await intake.reported(state, report, lambda: _handle(state, request, report))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +107,7 @@ def _admit(state: DrainState, request: Request, report: BatchReport) -> _Admitte
     refused = check_credentials(state, request)
     if refused is not None:
         report.refusal = refused.reason
-        return refused.response
+        return refused.plain()
 
     drain_token = _id_header(request, "logplex-drain-token")
     frame_id = _id_header(request, "logplex-frame-id") or _id_header(request, "x-request-id")
@@ -157,31 +134,29 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
         return admitted
     report.drain_token, report.frame_id = admitted.drain_token, admitted.frame_id
     app = report.app = state.settings.app_for(admitted.drain_token)
-    refused = _no_room(state, request)
+    refused = intake.no_room(state, request)
     if refused is not None:  # before the body is read and decoded: a cheap 503
-        return refused
-    config = state.config
-    state.bodies_in_progress += 1
-    try:
-        try:
-            body = await read_body(
-                request, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
-            )
-        except BodyError as error:
-            if error.status_code == 503:
-                return _unavailable(state, error.detail)
-            return refuse(error.status_code, error.detail)
-
+        return refused.plain()
+    with intake.in_progress(state):
+        body = await intake.read(state, request)
+        if isinstance(body, Refused):
+            return body.plain()
         received_at = report.received_at = state.clock()
         try:
-            decoded = await _decode(state, body, received_at, admitted.msg_count, app)
+            decoded = await intake.run_decoder(
+                state,
+                len(body),
+                decode_body,
+                body,
+                now=received_at,
+                limits=state.limits,
+                msg_count=admitted.msg_count,
+                app=app,
+            )
         except TooManyFrames as error:
             report.refusal = Refusal.TOO_MANY_FRAMES
             return refuse(413, str(error))
-    finally:
-        state.bodies_in_progress -= 1
     del body  # the rows keep what they need; the body may be large
-    state.rows_per_body += 0.1 * (decoded.row_count - state.rows_per_body)
     ledger = report.ledger = decoded.ledger
     if ledger.msg_count_mismatch:
         log.warning(
@@ -193,103 +168,22 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
             ledger.body_bytes,
         )
 
-    result: WriteResult | None = None
-    if decoded.row_count:  # else: nothing to write, skip the writer
-        writer = state.writer
-        if writer is None:
-            return _unavailable(state, "the drain is not running")
-        batch = _pending(decoded, admitted.drain_token, admitted.frame_id, received_at)
-        try:
-            result = await _submit(writer, batch, config.write_wait_s)
-        except QueueFull as error:
-            return _queue_full(error)
-        except DatabaseUnavailable:
-            return _unavailable(state, "database unavailable")
-        except WriterClosed:
-            return _unavailable(state, "the drain is shutting down")
-        except TimeoutError:
-            return _unavailable(state, f"not committed within {config.write_wait_s:g} s")
-        finally:
-            stats = writer.stats()
-            state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
+    result = await intake.submit(
+        state, decoded, admitted.drain_token, admitted.frame_id, received_at
+    )
+    if isinstance(result, Refused):
+        return result.plain()
     report.result = result
     if not (result is not None and result.duplicate):
         loss = batch_loss(ledger.loss_reports, request.headers.get("logplex-lost-count"))
         if loss.lost:
             report.loss = loss
-    return Response(status_code=200, headers=_ledger_headers(decoded, result))
+    return Response(status_code=200, headers=ledger_headers(decoded, result))
 
 
-async def _decode(
-    state: DrainState, body: bytes, now: datetime, msg_count: int | None, app: str
-) -> DecodedBatch:
-    """decode_body, in a worker thread for large bodies (DRAIN_DECODE_IN_THREAD_BYTES)."""
-    if len(body) >= state.config.decode_in_thread_bytes:
-        return await asyncio.to_thread(
-            decode_body, body, now=now, limits=state.limits, msg_count=msg_count, app=app
-        )
-    return decode_body(body, now=now, limits=state.limits, msg_count=msg_count, app=app)
-
-
-def _no_room(state: DrainState, request: Request) -> Response | None:
-    """503 + Retry-After when the write queue is already full (Writer.check_room), judged
-    on Content-Length (0 when absent or malformed: read_body answers those) and on the
-    rows of the bodies being read and decoded now."""
-    if state.writer is None:
-        return None
-    length = request.headers.get("content-length", "")
-    incoming = int(state.bodies_in_progress * state.rows_per_body)
-    try:
-        state.writer.check_room(int(length) if length.isdigit() else 0, incoming)
-    except QueueFull as error:
-        return _queue_full(error)
-    return None
-
-
-def _queue_full(error: QueueFull) -> Response:
-    retry_after = max(1, math.ceil(error.retry_after_s))
-    return refuse(503, "write queue full", {"Retry-After": str(retry_after)})
-
-
-def _unavailable(state: DrainState, detail: str) -> Response:
-    return refuse(503, detail, {"Retry-After": str(state.config.retry_after_s)})
-
-
-async def _submit(writer: Writer, batch: PendingBatch, wait_s: float) -> WriteResult:
-    """writer.submit, waited for at most ``wait_s`` seconds (then TimeoutError).
-
-    The batch stays queued after a time-out and may still commit; Logplex's retry with the
-    same frame id is then a duplicate (stored once). The abandoned outcome is retrieved so
-    that it is not reported as never retrieved.
-    """
-    task = asyncio.ensure_future(writer.submit(batch))
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), wait_s)
-    finally:
-        if not task.done():  # timed out, or this request was cancelled
-            task.add_done_callback(_ignore_outcome)
-
-
-def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-def _pending(
-    decoded: DecodedBatch, drain_token: str | None, frame_id: str | None, received_at: datetime
-) -> PendingBatch:
-    return PendingBatch(
-        drain_token=drain_token,
-        frame_id=frame_id,
-        received_at=received_at,
-        rows=decoded.rows,
-        quarantined=decoded.quarantined,
-        size_bytes=decoded.ledger.body_bytes + decoded.row_count * _ROW_OVERHEAD_BYTES,
-    )
-
-
-def _ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[str, str]:
-    """``Drain-*`` response headers so that ``curl -i`` shows what happened to the batch."""
+def ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[str, str]:
+    """``Drain-*`` response headers so that ``curl -i`` shows what happened to the batch
+    (for OTLP, ``Drain-Frames`` counts log records)."""
     ledger = decoded.ledger
     stored = 0 if result is None else result.events_stored
     quarantined = 0 if result is None else result.quarantined

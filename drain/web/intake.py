@@ -1,0 +1,203 @@
+"""The steps every input's handler shares, from an admitted request to a committed batch.
+
+``POST /logs`` (drain.web.ingest, Logplex) and the OTLP routes (drain.web.otlp) differ in
+their admission rules, their decoders and the shape of their answers; everything else is
+here, once:
+
+- :func:`reported`: the request's one :class:`~drain.web.report.BatchReport`, recorded once
+  whatever happens (500 when the handler raised), every log line of the request carrying
+  its request id;
+- :func:`no_room`: back-pressure before the body is read: 503 + ``Retry-After`` when the
+  write queue is already full (``Writer.check_room``);
+- :func:`read`: the body (drain.web.body: streamed, capped, gzip-decoded, timed), counted
+  as in progress while it is read and decoded (:func:`in_progress`);
+- :func:`run_decoder`: a pure decoder, in a worker thread for large bodies;
+- :func:`submit`: the batch to the writer, waited for at most DRAIN_WRITE_WAIT_S; every
+  database or queue fault is a 503 with ``Retry-After``, never a 4xx (Logplex and OTLP
+  exporters both retry a 503 with the same bytes, and the ledger stores it once).
+
+Refusals are :class:`~drain.web.access.Refused`; each handler renders them in its format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import ParamSpec, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+from structlog.contextvars import bound_contextvars
+
+from drain.errors import BodyError, DatabaseUnavailable, QueueFull, WriterClosed
+from drain.records import DecodedBatch, PendingBatch, WriteResult
+from drain.store.writer import Writer
+from drain.web.access import Refused
+from drain.web.body import read_body
+from drain.web.report import BatchReport
+from drain.web.state import DrainState
+
+__all__ = [
+    "in_progress",
+    "no_room",
+    "read",
+    "reported",
+    "run_decoder",
+    "submit",
+    "unavailable",
+]
+
+#: rough per-row overhead in bytes for the write queue's byte bound
+_ROW_OVERHEAD_BYTES = 200
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def reported(
+    state: DrainState, report: BatchReport, handle: Callable[[], Awaitable[Response]]
+) -> Response:
+    """Run ``handle`` and record ``report`` once with the status answered (500 when
+    ``handle`` raised, and the exception goes on); log lines carry the request id."""
+    try:
+        with bound_contextvars(request_id=report.logged_request_id):
+            response = await handle()
+    except BaseException:
+        report.status = 500
+        state.telemetry.record(report)
+        raise
+    report.status = response.status_code
+    state.telemetry.record(report)
+    return response
+
+
+def no_room(state: DrainState, request: Request) -> Refused | None:
+    """503 + Retry-After when the write queue is already full (Writer.check_room), judged
+    on Content-Length (0 when absent or malformed: :func:`read` answers those) and on the
+    rows of the bodies being read and decoded now."""
+    if state.writer is None:
+        return None
+    length = request.headers.get("content-length", "")
+    incoming = int(state.bodies_in_progress * state.rows_per_body)
+    try:
+        state.writer.check_room(int(length) if length.isdigit() else 0, incoming)
+    except QueueFull as error:
+        return _queue_full(error)
+    return None
+
+
+@contextmanager
+def in_progress(state: DrainState) -> Iterator[None]:
+    """Count a body as being read and decoded (``state.bodies_in_progress``) meanwhile."""
+    state.bodies_in_progress += 1
+    try:
+        yield
+    finally:
+        state.bodies_in_progress -= 1
+
+
+async def read(state: DrainState, request: Request) -> bytes | Refused:
+    """The request's body (drain.web.body.read_body with DRAIN_MAX_BODY_BYTES and
+    DRAIN_BODY_TIMEOUT_S), or its refusal: 413, 400, 415, or 503 + Retry-After for a body
+    that did not arrive in time."""
+    config = state.config
+    try:
+        return await read_body(
+            request, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s
+        )
+    except BodyError as error:
+        if error.status_code == 503:
+            return unavailable(state, error.detail)
+        return Refused(error.status_code, error.detail)
+
+
+async def run_decoder(
+    state: DrainState,
+    size: int,
+    decoder: Callable[_P, _T],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> _T:
+    """``decoder(*args, **kwargs)``, in a worker thread when the body is at least
+    DRAIN_DECODE_IN_THREAD_BYTES (``size`` bytes), so the event loop keeps answering."""
+    if size >= state.config.decode_in_thread_bytes:
+        return await asyncio.to_thread(decoder, *args, **kwargs)
+    return decoder(*args, **kwargs)
+
+
+async def submit(
+    state: DrainState,
+    decoded: DecodedBatch,
+    drain_token: str | None,
+    frame_id: str | None,
+    received_at: datetime,
+) -> WriteResult | Refused | None:
+    """Hand a decoded batch to the writer and wait for its COMMIT (at most
+    DRAIN_WRITE_WAIT_S); None when it holds nothing to write (the writer is skipped).
+
+    Also feeds the mean rows per body that :func:`no_room` uses. Refusals, all 503 with
+    ``Retry-After``: the write queue is full, the database is unavailable, the drain is
+    shutting down or not running, or no commit came in time (the batch may still commit:
+    the retry with the same key is then a duplicate).
+    """
+    state.rows_per_body += 0.1 * (decoded.row_count - state.rows_per_body)
+    if not decoded.row_count:
+        return None
+    writer = state.writer
+    if writer is None:
+        return unavailable(state, "the drain is not running")
+    batch = PendingBatch(
+        drain_token=drain_token,
+        frame_id=frame_id,
+        received_at=received_at,
+        rows=decoded.rows,
+        quarantined=decoded.quarantined,
+        size_bytes=decoded.ledger.body_bytes + decoded.row_count * _ROW_OVERHEAD_BYTES,
+    )
+    wait_s = state.config.write_wait_s
+    try:
+        return await _wait(writer, batch, wait_s)
+    except QueueFull as error:
+        return _queue_full(error)
+    except DatabaseUnavailable:
+        return unavailable(state, "database unavailable")
+    except WriterClosed:
+        return unavailable(state, "the drain is shutting down")
+    except TimeoutError:
+        return unavailable(state, f"not committed within {wait_s:g} s")
+    finally:
+        stats = writer.stats()
+        state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
+
+
+def unavailable(state: DrainState, detail: str) -> Refused:
+    """503 with ``Retry-After: DRAIN_RETRY_AFTER_S``."""
+    return Refused(503, detail, {"Retry-After": str(state.config.retry_after_s)})
+
+
+def _queue_full(error: QueueFull) -> Refused:
+    retry_after = max(1, math.ceil(error.retry_after_s))
+    return Refused(503, "write queue full", {"Retry-After": str(retry_after)})
+
+
+async def _wait(writer: Writer, batch: PendingBatch, wait_s: float) -> WriteResult:
+    """writer.submit, waited for at most ``wait_s`` seconds (then TimeoutError).
+
+    The batch stays queued after a time-out and may still commit; the sender's retry with
+    the same key is then a duplicate (stored once). The abandoned outcome is retrieved so
+    that it is not reported as never retrieved.
+    """
+    task = asyncio.ensure_future(writer.submit(batch))
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), wait_s)
+    finally:
+        if not task.done():  # timed out, or this request was cancelled
+            task.add_done_callback(_ignore_outcome)
+
+
+def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
+    if not task.cancelled():
+        task.exception()
