@@ -6,6 +6,8 @@ lifespan opens the asyncpg pool and starts the group-commit
 writer first, so queued batches commit, then the pool.
 
 - ``POST /logs``: :func:`drain.web.ingest.post_logs` (the answers are listed there).
+- ``POST /v1/logs``, ``/v1/metrics``, ``/v1/traces`` (also under DRAIN_OTLP_PATH_PREFIX):
+  OTLP/HTTP, :func:`drain.web.otlp.post_otlp` (the answers are listed there).
 - ``GET /health``: no credentials; the database probe, the writer's queue, the counters, the
   rollups' lag and the warnings (drain.web.health). 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
@@ -43,6 +45,7 @@ from drain.web.health import (
 )
 from drain.web.ingest import post_logs
 from drain.web.metrics import CONTENT_TYPE, Metrics
+from drain.web.otlp import otlp_routes
 from drain.web.report import Telemetry
 from drain.web.state import DrainState
 
@@ -150,6 +153,8 @@ def create_app(
         return Response(body, media_type=CONTENT_TYPE)
 
     app.add_api_route("/logs", logs, methods=["POST"], include_in_schema=False)
+    for path, endpoint in otlp_routes(state):
+        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.add_api_route("/health", get_health, methods=["GET"], include_in_schema=False)
     if settings.drain_metrics:
         app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)

@@ -12,7 +12,8 @@ The document (JSON)::
                   "batches": 12, "body_bytes": 8760, "frames": 120, "events_stored": 100,
                   "quarantined": 3, "quarantined_by_reason": {"invalid_json": 3},
                   "not_events": 17, "duplicates": 1, "msg_count_mismatches": 0,
-                  "msg_count_invalid": 0},
+                  "msg_count_invalid": 0, "otlp_requests_by_signal": {"logs": 3},
+                  "otlp_not_stored_by_signal": {}},
      "rollups": [{"name": "payment_history", "last_window_end": "...", "lag_s": 312.0,
                   "last_run_at": "...", "last_error": null, "late_events_24h": 0}],
      "warnings": [{"kind": "upstream_loss", "message": "...", "lost": 1, "...": "..."}]}
@@ -87,6 +88,10 @@ class Counters:
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
         too_many_frames: bodies refused (413) for holding more than DRAIN_MAX_FRAMES_PER_BODY.
         insecure_refused: POSTs refused (503) for ``X-Forwarded-Proto: http``.
+        otlp_requests_by_signal: OTLP requests answered (any status), by signal (``logs``,
+            ``metrics``, ``traces``); their log records are in ``frames`` and below.
+        otlp_not_stored_by_signal: data points (``metrics``) and spans (``traces``) that
+            OTLP requests carried, counted and not stored.
     """
 
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -104,6 +109,14 @@ class Counters:
     insecure_refused: int = 0
     batches_by_app: Counter[str] = field(default_factory=Counter)
     events_stored_by_app: Counter[str] = field(default_factory=Counter)
+    otlp_requests_by_signal: Counter[str] = field(default_factory=Counter)
+    otlp_not_stored_by_signal: Counter[str] = field(default_factory=Counter)
+
+    def record_otlp(self, signal: str, not_stored: int) -> None:
+        """Count one OTLP request of ``signal`` and the items it carried that are not stored."""
+        self.otlp_requests_by_signal[signal] += 1
+        if not_stored:
+            self.otlp_not_stored_by_signal[signal] += not_stored
 
     def record_decoded(self, ledger: Ledger, app: str) -> None:
         """Count one decoded body of ``app`` (a label) whether or not its write succeeds."""
@@ -145,6 +158,8 @@ class Counters:
             "insecure_refused": self.insecure_refused,
             "batches_by_app": dict(sorted(self.batches_by_app.items())),
             "events_stored_by_app": dict(sorted(self.events_stored_by_app.items())),
+            "otlp_requests_by_signal": dict(sorted(self.otlp_requests_by_signal.items())),
+            "otlp_not_stored_by_signal": dict(sorted(self.otlp_not_stored_by_signal.items())),
         }
 
 

@@ -50,14 +50,13 @@ from starlette.responses import Response
 from drain.decode.loss import batch_loss
 from drain.errors import TooManyFrames
 from drain.inputs.logplex import LOGPLEX_MEDIA_TYPE, decode_body
-from drain.records import DecodedBatch, WriteResult
 from drain.web import intake
 from drain.web.access import Refused, check_credentials, refuse
 from drain.web.auth import check_drain_token
 from drain.web.report import BatchReport, Refusal
 from drain.web.state import DrainState
 
-__all__ = ["ledger_headers", "post_logs"]
+__all__ = ["post_logs"]
 
 log = logging.getLogger("drain.web")
 
@@ -178,27 +177,4 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
         loss = batch_loss(ledger.loss_reports, request.headers.get("logplex-lost-count"))
         if loss.lost:
             report.loss = loss
-    return Response(status_code=200, headers=ledger_headers(decoded, result))
-
-
-def ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[str, str]:
-    """``Drain-*`` response headers so that ``curl -i`` shows what happened to the batch
-    (for OTLP, ``Drain-Frames`` counts log records)."""
-    ledger = decoded.ledger
-    stored = 0 if result is None else result.events_stored
-    quarantined = 0 if result is None else result.quarantined
-    headers = {
-        "Drain-Frames": str(ledger.frames),
-        "Drain-Events-Stored": str(stored),
-        "Drain-Quarantined": str(quarantined),
-        "Drain-Not-Events": str(ledger.not_events),
-    }
-    if result is not None and result.duplicate:
-        headers["Drain-Duplicate"] = "true"
-    if ledger.msg_count_mismatch:
-        headers["Drain-Msg-Count-Mismatch"] = (
-            f"header={ledger.msg_count_header} frames={ledger.frames}"
-        )
-    if ledger.framing_error_offset is not None:
-        headers["Drain-Framing-Error-Offset"] = str(ledger.framing_error_offset)
-    return headers
+    return Response(status_code=200, headers=intake.ledger_headers(decoded, result))

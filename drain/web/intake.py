@@ -14,7 +14,8 @@ here, once:
 - :func:`run_decoder`: a pure decoder, in a worker thread for large bodies;
 - :func:`submit`: the batch to the writer, waited for at most DRAIN_WRITE_WAIT_S; every
   database or queue fault is a 503 with ``Retry-After``, never a 4xx (Logplex and OTLP
-  exporters both retry a 503 with the same bytes, and the ledger stores it once).
+  exporters both retry a 503 with the same bytes, and the ledger stores it once);
+- :func:`ledger_headers`: the ``Drain-*`` headers of a 200, which summarise the ledger.
 
 Refusals are :class:`~drain.web.access.Refused`; each handler renders them in its format.
 """
@@ -42,6 +43,7 @@ from drain.web.state import DrainState
 
 __all__ = [
     "in_progress",
+    "ledger_headers",
     "no_room",
     "read",
     "reported",
@@ -201,3 +203,26 @@ async def _wait(writer: Writer, batch: PendingBatch, wait_s: float) -> WriteResu
 def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[str, str]:
+    """``Drain-*`` response headers so that ``curl -i`` shows what happened to the batch
+    (for OTLP, ``Drain-Frames`` counts log records)."""
+    ledger = decoded.ledger
+    stored = 0 if result is None else result.events_stored
+    quarantined = 0 if result is None else result.quarantined
+    headers = {
+        "Drain-Frames": str(ledger.frames),
+        "Drain-Events-Stored": str(stored),
+        "Drain-Quarantined": str(quarantined),
+        "Drain-Not-Events": str(ledger.not_events),
+    }
+    if result is not None and result.duplicate:
+        headers["Drain-Duplicate"] = "true"
+    if ledger.msg_count_mismatch:
+        headers["Drain-Msg-Count-Mismatch"] = (
+            f"header={ledger.msg_count_header} frames={ledger.frames}"
+        )
+    if ledger.framing_error_offset is not None:
+        headers["Drain-Framing-Error-Offset"] = str(ledger.framing_error_offset)
+    return headers
