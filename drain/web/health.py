@@ -76,10 +76,11 @@ class Counters:
     """What the web process saw since it started; one instance per app (``app.state``).
 
     Fields:
-        requests_by_status: POST /logs answers by HTTP status.
+        requests_by_status: POST /logs and OTLP answers by HTTP status.
         batches: bodies decoded. body_bytes: their decoded size in bytes.
         frames / not_events: from each body's :class:`~drain.records.Ledger` (counted when
-            decoded, even if the write then fails and Logplex retries).
+            decoded, even if the write then fails and Logplex retries); OTLP log records
+            count as frames.
         events_stored / quarantined_by_reason: rows committed (duplicates add nothing).
         duplicates: batches whose (drain token, frame id) was already committed.
         msg_count_mismatches: Logplex-Msg-Count differed from the frames found.

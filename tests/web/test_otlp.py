@@ -54,6 +54,7 @@ from tests.support.served import (
     app_settings,
     clean_env,
     drain_command,
+    events_body,
     served_app,
     serving,
 )
@@ -248,6 +249,12 @@ async def test_credentials_basic_or_bearer(migrated_url: str) -> None:
         async with httpx.AsyncClient(base_url=base, headers=BEARER_HEADER) as bearer:
             by_bearer = await bearer.post("/v1/logs", content=body, headers=PROTOBUF)
             metrics = await bearer.get("/metrics")
+            # log-shuttle -bearer-token: a Logplex batch with the bearer token
+            shuttle = await bearer.post(
+                "/logs",
+                content=events_body(now, "shuttle.bearer", 2),
+                headers={"Content-Type": "application/logplex-1", "X-Request-Id": "ls-1"},
+            )
     for refused in (missing, wrong, wrong_scheme):
         assert refused.status_code == 401
         challenge = refused.headers["www-authenticate"]
@@ -257,8 +264,9 @@ async def test_credentials_basic_or_bearer(migrated_url: str) -> None:
     assert by_basic.status_code == by_bearer.status_code == 200
     assert logplex_path.status_code == 415  # Basic passes, then POST /logs wants logplex-1
     assert metrics.status_code == 200  # the bearer token is a credential of every route
+    assert shuttle.status_code == 200 and shuttle.headers["drain-events-stored"] == "2"
     tokens = await fetch(migrated_url, "SELECT drain_token FROM received_batches ORDER BY 1")
-    assert [r[0] for r in tokens] == [f"otlp:basic:{USER}", "otlp:bearer"]
+    assert [r[0] for r in tokens] == ["", f"otlp:basic:{USER}", "otlp:bearer"]
 
 
 async def test_bounds_are_413(migrated_url: str) -> None:
