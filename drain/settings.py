@@ -184,17 +184,21 @@ class Settings(BaseSettings):
     drain_max_frame_bytes: int = Field(
         default=65536,
         ge=64,
-        description="Largest syslog frame; longer frames are quarantined `frame_too_long`.",
+        description=(
+            "Largest syslog frame (or OTLP log record body); longer ones are quarantined "
+            "`frame_too_long`."
+        ),
         json_schema_extra={"unit": "bytes"},
     )
     drain_max_frames_per_body: int = Field(
         default=20_000,
         ge=1,
         description=(
-            "Most syslog frames in one body; more: 413, counted as `too_many_frames` in "
-            "`/health`. Decoding costs CPU per frame whatever the frame holds, so this bounds "
-            "the CPU one body of tiny frames can take. Logplex sends ~2,000 frames at most, "
-            "log-shuttle 500 by default (`-batch-size`)."
+            "Most syslog frames (or OTLP log records) in one body; more: 413, counted as "
+            "`too_many_frames` in `/health`. Decoding costs CPU per frame whatever the frame "
+            "holds, so this bounds the CPU one body of tiny frames can take. Logplex sends "
+            "~2,000 frames at most, log-shuttle 500 by default (`-batch-size`), the "
+            "OpenTelemetry SDKs 512 log records (`OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`)."
         ),
         json_schema_extra={"unit": "frames"},
     )

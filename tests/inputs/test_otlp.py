@@ -279,6 +279,35 @@ def test_any_bytes_decode_or_are_invalid_never_anything_else(data: bytes) -> Non
         assert ledger.frames == ledger.events + ledger.quarantined + ledger.not_events
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_RECORD_KEYS = st.sampled_from(
+    ["timeUnixNano", "observedTimeUnixNano", "severityNumber", "severityText", "body",
+     "traceId", "spanId", "attributes", "flags", "time_unix_nano", "unknownField"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_RECORD_KEYS, _JSON_VALUES, max_size=5), _JSON_VALUES)
+def test_any_json_in_the_shape_of_a_request_decodes_or_is_invalid(
+    record: dict[str, Any], resource: Any
+) -> None:
+    """JSON values of any type wherever a log record's fields and a resource go: a
+    DecodedBatch or InvalidOtlpRequest, never another exception."""
+    document = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": [record]}]}]}
+    try:
+        batch = decode(json.dumps(document).encode(), Encoding.JSON)
+    except InvalidOtlpRequest:
+        return
+    ledger = batch.ledger
+    assert ledger.frames == 1 == ledger.events + ledger.quarantined + ledger.not_events
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
