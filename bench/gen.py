@@ -19,7 +19,8 @@ Everything is a pure function of ``seed`` and ``now``: the same arguments give t
 bytes. Timestamps lie in the minute before ``now``, well inside the drain's 7-day
 acceptance window. :func:`ceiling_rows` gives, for the ceiling figure, the exact
 ``raw_events`` rows the service writes for these bodies, in :data:`RAW_EVENTS_COLUMNS`
-order.
+order. :func:`make_otlp_body` gives the same lines as an OTLP/HTTP log export (what a Fir
+app's telemetry drain sends), for the OTLP figure beside the Logplex one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from drain.decode.framing import split_frames
+from drain.decode.syslog import split_line
 from drain.records import EventRow
 
 #: the columns of ``raw_events`` the writer fills, in the order of :func:`ceiling_rows`.
@@ -230,6 +235,71 @@ def make_event_body(n_events: int, *, now: datetime, tag: str = "bench.latency")
             )
         )
     return Body(body=b"".join(parts), frames=n_events, events=tuple(events))
+
+
+#: the ``service.name`` of the OTLP bodies (the ``app`` of their rows)
+OTLP_SERVICE = "bench-shop"
+#: the OTLP ``SeverityNumber`` of each syslog severity (the inverse of
+#: drain.inputs.otlp.syslog_severity: 6 informational is INFO, 9)
+_SEVERITY_NUMBERS = {0: 21, 1: 19, 2: 18, 3: 17, 4: 13, 5: 10, 6: 9, 7: 5}
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpBody:
+    """One Logplex body's lines as an ``ExportLogsServiceRequest`` (binary protobuf).
+
+    Fields:
+        body: the serialized request.
+        records: log records (one per frame of the Logplex body).
+        events: the ``@[tag]`` events among them.
+        id_at: byte offset of a placeholder (the value of the resource attribute
+            ``bench.request``, ``id_len`` bytes of ``~``) that the load generator replaces
+            with each request's id: OTLP has no frame id, the drain's ledger key is the
+            body's digest, so each request must differ to be stored.
+    """
+
+    body: bytes
+    records: int
+    events: int
+    id_at: int
+
+
+def make_otlp_body(body: Body, *, id_len: int = 24) -> OtlpBody:
+    """The lines of ``body`` as an OTLP log export, one resource per dyno (PROCID): each
+    frame a log record whose ``time_unix_nano`` is its TIMESTAMP, whose severity is its
+    PRI's and whose body is its MSG; ``service.name`` is :data:`OTLP_SERVICE` and
+    ``service.instance.id`` the dyno. The drain makes the same events of it as of the
+    Logplex body (with ``app`` = :data:`OTLP_SERVICE` and the dyno as PROCID)."""
+    request = ExportLogsServiceRequest()
+    resources: dict[bytes, object] = {}
+    spans, _error = split_frames(body.body, limit=None)
+    for _offset, start, stop in spans:
+        pri, when, _host, _app, proc, _msgid, _sd, msg = split_line(body.body[start:stop])
+        scope = resources.get(proc)
+        if scope is None:
+            resource_logs = request.resource_logs.add()
+            for key, value in (
+                ("service.name", OTLP_SERVICE),
+                ("service.instance.id", proc.decode("ascii")),
+                ("bench.request", "~" * id_len),
+            ):
+                attribute = resource_logs.resource.attributes.add()
+                attribute.key, attribute.value.string_value = key, value
+            scope = resources[proc] = resource_logs.scope_logs.add()
+        record = scope.log_records.add()  # type: ignore[attr-defined]
+        delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+        record.time_unix_nano = (delta.days * 86400 + delta.seconds) * 10**9 + (
+            delta.microseconds * 1000
+        )
+        record.severity_number = _SEVERITY_NUMBERS[pri & 7]
+        record.body.string_value = msg.decode("utf-8")
+    data = request.SerializeToString()
+    placeholder = b"~" * id_len
+    at = data.find(placeholder)
+    if at < 0:
+        raise RuntimeError("the placeholder is not in the serialized request")
+    # only the first resource's placeholder is replaced: one differing byte run suffices
+    return OtlpBody(body=data, records=len(spans), events=len(body.events), id_at=at)
 
 
 def ceiling_rows(

@@ -11,6 +11,10 @@ To cost little CPU next to the service it measures, the generator sends precompu
 bytes over raw asyncio streams and parses only the status line and the headers it needs
 (Content-Length, Transfer-Encoding, Connection, Retry-After). Only 127.0.0.1 is a target.
 
+It posts Logplex bodies (:func:`prepare`) or the same lines as OTLP/HTTP log exports
+(:func:`prepare_otlp`, ``POST /v1/logs``; an exporter retries a 429/502/503/504 with the
+same bytes, as Logplex does with the same frame id).
+
 Two modes:
 - closed loop (``rate_rps=None``): every connection posts as soon as its last answer
   arrived; gives the peak rate.
@@ -31,7 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.gen import DRAIN_TOKEN, Body
+from bench.gen import DRAIN_TOKEN, Body, OtlpBody
 
 #: Logplex's answer time-out, seconds.
 TIMEOUT_S = 5.0
@@ -42,13 +46,23 @@ class Prepared:
     """A body turned into request bytes, waiting only for its frame id.
 
     ``head`` ends with ``Logplex-Frame-Id: `` so that a request is
-    ``head + frame_id + b"\\r\\n\\r\\n" + body``.
+    ``head + frame_id + b"\\r\\n\\r\\n" + body``. With ``body_id_at`` (OTLP, whose ledger
+    key is a digest of the body: :func:`prepare_otlp`), the frame id also replaces the
+    placeholder of its length at that offset of the body, so each request's body differs.
     """
 
     head: bytes
     body: bytes
     events: int
     frames: int
+    body_id_at: int | None = None
+
+    def body_for(self, frame_id: bytes) -> bytes:
+        """The body of the request that carries ``frame_id``."""
+        at = self.body_id_at
+        if at is None:
+            return self.body
+        return self.body[:at] + frame_id + self.body[at + len(frame_id) :]
 
 
 def prepare(
@@ -68,6 +82,26 @@ def prepare(
             f"Logplex-Frame-Id: "
         ).encode("ascii")
         out.append(Prepared(head=head, body=b.body, events=len(b.events), frames=b.frames))
+    return out
+
+
+def prepare_otlp(bodies: Sequence[OtlpBody], *, host: str, port: int) -> list[Prepared]:
+    """Precompute OTLP/HTTP requests (``POST /v1/logs``, binary protobuf, as the OpenTelemetry
+    exporters send them); the frame id goes in an ``X-Bench-Id`` header, which the drain
+    ignores, and into the body's placeholder (its ledger key is the body's digest)."""
+    out = []
+    for b in bodies:
+        head = (
+            f"POST /v1/logs HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\n"
+            f"Content-Type: application/x-protobuf\r\n"
+            f"User-Agent: OTel-OTLP-Exporter-Python/bench\r\n"
+            f"Content-Length: {len(b.body)}\r\n"
+            f"X-Bench-Id: "
+        ).encode("ascii")
+        out.append(
+            Prepared(head=head, body=b.body, events=b.events, frames=b.records, body_id_at=b.id_at)
+        )
     return out
 
 
@@ -126,7 +160,7 @@ class _Conn:
         if self.writer is None:
             await self.open()
         assert self.reader is not None and self.writer is not None
-        self.writer.writelines((p.head, frame_id, b"\r\n\r\n", p.body))
+        self.writer.writelines((p.head, frame_id, b"\r\n\r\n", p.body_for(frame_id)))
         await self.writer.drain()
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.split(b"\r\n")

@@ -3,13 +3,16 @@
 Each class says who raises it and what the caller does about it; the modules that raise
 them import them from here. Input problems inside a body never escape as exceptions: the
 decoder turns them into outcomes (quarantined, or counted as not an event) and only the
-refusal of a whole body (:class:`TooManyFrames`) is raised. The tree::
+refusal of a whole body (:class:`TooManyFrames`, and for OTLP :class:`InvalidOtlpRequest`)
+is raised. The tree::
 
     DrainError
     ├── DecodeError (ValueError)      bytes that are not what the grammar says; carry where
     │   ├── FramingError              no octet-counted frame at ``offset`` (RFC 6587 §3.4.1)
     │   ├── LineError                 a syslog header field does not parse (RFC 5424 §6)
+    │   ├── InvalidOtlpRequest        an OTLP body is not an Export*ServiceRequest (400)
     │   └── TooManyFrames             a body holds more frames than the bound (answered 413)
+    │       └── TooManyRecords        an OTLP request holds more log records than the bound
     ├── RequestError                  the web layer refuses a request; ``status_code``
     │   └── BodyError                 the body: too large, too slow, corrupt gzip
     │       └── BodyBudgetSpent       the bodies in progress hold the worker's budget
@@ -44,6 +47,7 @@ __all__ = [
     "DecodeError",
     "DrainError",
     "FramingError",
+    "InvalidOtlpRequest",
     "LineError",
     "MigrationError",
     "NotReady",
@@ -54,6 +58,7 @@ __all__ = [
     "RollupQueryError",
     "SettingsError",
     "TooManyFrames",
+    "TooManyRecords",
     "WriteError",
     "WriterClosed",
 ]
@@ -126,6 +131,39 @@ class TooManyFrames(DecodeError):
         )
         self.max_frames = max_frames
         self.offset = offset
+
+
+class TooManyRecords(TooManyFrames):
+    """An OTLP request holds more than ``max_frames`` log records (DRAIN_MAX_FRAMES_PER_BODY
+    bounds Logplex frames and OTLP log records alike: the CPU of one body).
+
+    Raised by the OTLP decoder (:mod:`drain.inputs.otlp`) after the body is parsed and
+    before any record is decoded; answered 413 (an exporter does not retry it: OTLP
+    specification, "OTLP/HTTP Request"), nothing of it is stored.
+
+    Attributes:
+        max_frames: the bound.
+        offset: the number of log records in the request.
+    """
+
+    def __init__(self, max_frames: int, records: int) -> None:
+        DecodeError.__init__(
+            self,
+            f"the request holds {records} log records, more than {max_frames}: "
+            "export smaller batches",
+        )
+        self.max_frames = max_frames
+        self.offset = records
+
+
+class InvalidOtlpRequest(DecodeError):
+    """An OTLP/HTTP body that is not a valid ``Export<signal>ServiceRequest``: protobuf that
+    does not parse (a truncated message, a wrong wire type, a string that is not UTF-8),
+    JSON that is not the protobuf JSON mapping, or a ``traceId``/``spanId`` that is not hex.
+
+    Raised by :mod:`drain.inputs.otlp`; answered 400, which an exporter drops for good
+    (OTLP specification, "OTLP/HTTP", Bad Data): resending the same bytes cannot help.
+    """
 
 
 # --------------------------------------------------------------------------- the web layer

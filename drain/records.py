@@ -1,6 +1,7 @@
 """The records that flow through the stages, from a request body to committed rows.
 
-An input (:mod:`drain.inputs.logplex`) turns one request body into a :class:`DecodedBatch`:
+An input (:mod:`drain.inputs.logplex`, :mod:`drain.inputs.otlp`) turns one request body into
+a :class:`DecodedBatch`:
 rows to store, rows to quarantine, and a :class:`Ledger` that accounts for every line; the
 web layer wraps it with the request's identity into a :class:`PendingBatch`; the writer
 (:mod:`drain.store.writer`) commits it and answers with a :class:`WriteResult`.
@@ -40,17 +41,21 @@ class EventRow(NamedTuple):
     A NamedTuple so that the writer can hand rows to COPY without building new objects.
 
     Fields:
-        event_time: the syslog TIMESTAMP (RFC 5424 §6.2.3) converted to UTC, tz-aware.
+        event_time: the syslog TIMESTAMP (RFC 5424 §6.2.3) converted to UTC, tz-aware (OTLP:
+            the log record's time).
         tag: the text between ``@[`` and ``]``, e.g. ``production.pay``.
         payload: the JSON object exactly as received (validated, UTF-8 text), stored as jsonb.
         facility: PRI // 8 (RFC 5424 §6.2.1), 0..23.
         severity: PRI % 8, 0..7.
-        hostname: HOSTNAME field (Logplex: ``host``, or the drain token on old drains).
+        hostname: HOSTNAME field (Logplex: ``host``, or the drain token on old drains; OTLP:
+            the resource's ``host.name``).
         app_name: APP-NAME field (Logplex: ``app`` for the app's own output, ``heroku`` for
-            platform lines).
-        proc_id: PROCID field (Logplex: the dyno, e.g. ``web.1``).
+            platform lines; OTLP: ``service.name``).
+        proc_id: PROCID field (Logplex: the dyno, e.g. ``web.1``; OTLP:
+            ``service.instance.id``, on Fir the dyno's id).
         app: the Heroku app (or Fir service) that sent it: the name DRAIN_APPS gives the
-            batch's drain token, else the token, else ``""`` (drain.settings).
+            batch's drain token, else the token, else ``""`` (drain.settings); for an OTLP
+            log record, its resource's ``service.name`` (drain.inputs.otlp).
     """
 
     event_time: datetime
@@ -106,7 +111,8 @@ class QuarantineRow(NamedTuple):
         raw: the frame's bytes as received (for BAD_FRAMING: the rest of the body), cut to
             the configured bound.
         raw_bytes: the length in bytes of the frame before any cut.
-        frame_offset: byte offset of the frame (its length prefix) in the decoded body.
+        frame_offset: byte offset of the frame (its length prefix) in the decoded body; for
+            an OTLP log record, its index in the request (0-based), not a byte offset.
         event_time: the syslog TIMESTAMP in UTC when the header parsed, else None.
         tag: the tag when one was read, else None.
         app: the app that sent it, as :attr:`EventRow.app`.
@@ -151,7 +157,8 @@ class LostReport:
 
 @dataclass(slots=True)
 class Ledger:
-    """Counts for one decoded body; every frame is counted once.
+    """Counts for one decoded body; every frame is counted once (an OTLP log record is a
+    frame, and an OTLP body has no unframeable rest).
 
     ``frames + rests == events + quarantined + not_events``, where ``rests`` is 1 when the
     body stops being well-framed (``framing_error`` is set, with its byte offset) and 0
@@ -230,9 +237,11 @@ class PendingBatch:
     """A decoded body plus the identity of the request that carried it; the writer's input.
 
     Fields:
-        drain_token: the ``Logplex-Drain-Token`` header (``d.<uuid>``), or None.
+        drain_token: the ``Logplex-Drain-Token`` header (``d.<uuid>``), or None; for OTLP
+            ``otlp:`` and the credential identity (drain.inputs.otlp.ledger_key).
         frame_id: the ``Logplex-Frame-Id`` header, else log-shuttle's ``X-Request-Id``, or
-            None. Logplex resends a failed POST with the same frame id, so
+            None; for OTLP ``sha256:`` and the body's digest. A sender resends a failed POST
+            with the same frame id (an OTLP exporter: the same bytes), so
             (drain_token, frame_id) identifies a batch across retries.
         received_at: when the request arrived, UTC.
         rows / quarantined: from :class:`DecodedBatch`.

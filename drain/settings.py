@@ -67,7 +67,13 @@ __all__ = [
 MiB = 2**20
 
 _SECRET_FIELDS = frozenset(
-    {"database_url", "database_connection_pool_url", "drain_password", "drain_viewer_password"}
+    {
+        "database_url",
+        "database_connection_pool_url",
+        "drain_password",
+        "drain_viewer_password",
+        "drain_bearer_token",
+    }
 )
 
 
@@ -75,6 +81,12 @@ _SECRET_FIELDS = frozenset(
 _DRAIN_TOKEN = re.compile(
     r"d\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+
+
+#: an RFC 6750 §2.1 b64token (the credential of ``Authorization: Bearer``)
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: DRAIN_OTLP_PATH_PREFIX: "/" and path segments (RFC 3986 unreserved characters)
+_PATH_PREFIX = re.compile(r"(/[A-Za-z0-9\-._~]+)+")
 
 
 #: seconds Heroku allows between SIGTERM and SIGKILL (Dev Center, "Dynos: graceful shutdown")
@@ -180,17 +192,21 @@ class Settings(BaseSettings):
     drain_max_frame_bytes: int = Field(
         default=65536,
         ge=64,
-        description="Largest syslog frame; longer frames are quarantined `frame_too_long`.",
+        description=(
+            "Largest syslog frame (or OTLP log record body); longer ones are quarantined "
+            "`frame_too_long`."
+        ),
         json_schema_extra={"unit": "bytes"},
     )
     drain_max_frames_per_body: int = Field(
         default=20_000,
         ge=1,
         description=(
-            "Most syslog frames in one body; more: 413, counted as `too_many_frames` in "
-            "`/health`. Decoding costs CPU per frame whatever the frame holds, so this bounds "
-            "the CPU one body of tiny frames can take. Logplex sends ~2,000 frames at most, "
-            "log-shuttle 500 by default (`-batch-size`)."
+            "Most syslog frames (or OTLP log records) in one body; more: 413, counted as "
+            "`too_many_frames` in `/health`. Decoding costs CPU per frame whatever the frame "
+            "holds, so this bounds the CPU one body of tiny frames can take. Logplex sends "
+            "~2,000 frames at most, log-shuttle 500 by default (`-batch-size`), the "
+            "OpenTelemetry SDKs 512 log records (`OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`)."
         ),
         json_schema_extra={"unit": "frames"},
     )
@@ -458,6 +474,26 @@ class Settings(BaseSettings):
         ),
         json_schema_extra={"unit": "URL"},
     )
+    # ---- OTLP input (drain.web.otlp: Fir telemetry drains, docs/otlp.md)
+    drain_bearer_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "A token that every route taking credentials also accepts as "
+            "`Authorization: Bearer <token>`, besides `DRAIN_USERNAME`/`DRAIN_PASSWORD`: what a "
+            "Fir telemetry drain sends with `heroku telemetry:add ... --headers "
+            '\'{"Authorization":"Bearer <token>"}\'`. At least 16 characters.'
+        ),
+        json_schema_extra={"unit": "secret"},
+    )
+    drain_otlp_path_prefix: str | None = Field(
+        default=None,
+        description=(
+            "Also serve the OTLP/HTTP routes under this path: `/otlp` adds `/otlp/v1/logs`, "
+            "`/otlp/v1/metrics` and `/otlp/v1/traces` to `/v1/logs`, `/v1/metrics` and "
+            "`/v1/traces`. Starts with `/`, no trailing `/`."
+        ),
+        json_schema_extra={"unit": "URL path", "default_text": "unset (only `/v1/...`)"},
+    )
     web_concurrency: int = Field(
         default=1,
         ge=1,
@@ -630,6 +666,30 @@ class Settings(BaseSettings):
         json_schema_extra={"unit": "TCP port", "default_text": "unset (unix socket only)"},
     )
 
+    @field_validator("drain_bearer_token")
+    @classmethod
+    def _bearer_token_is_a_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        token = value.get_secret_value()
+        # RFC 6750 §2.1 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+        if len(token) < 16 or not _B64TOKEN.fullmatch(token):
+            raise ValueError(
+                "expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (then = padding), "
+                "e.g. the output of `openssl rand -hex 32`"
+            )
+        return value
+
+    @field_validator("drain_otlp_path_prefix")
+    @classmethod
+    def _prefix_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None and not _PATH_PREFIX.fullmatch(value):
+            raise ValueError(
+                "expected a path such as /otlp: a leading /, then segments of "
+                "A-Z a-z 0-9 - . _ ~ separated by /, no trailing /"
+            )
+        return value
+
     @field_validator("drain_username", "drain_viewer_username")
     @classmethod
     def _username_has_no_colon(cls, value: str | None) -> str | None:
@@ -741,9 +801,15 @@ class Settings(BaseSettings):
         return self.deployed
 
     @property
-    def credentials_required(self) -> bool:
-        """True when POST /logs checks HTTP Basic credentials (both variables are set)."""
+    def basic_configured(self) -> bool:
+        """True when HTTP Basic credentials are set (DRAIN_USERNAME and DRAIN_PASSWORD)."""
         return self.drain_username is not None and self.drain_password is not None
+
+    @property
+    def credentials_required(self) -> bool:
+        """True when POST /logs, the OTLP routes and GET /metrics check credentials: HTTP
+        Basic (both variables set) or a bearer token (DRAIN_BEARER_TOKEN) is configured."""
+        return self.basic_configured or self.drain_bearer_token is not None
 
     @property
     def viewer_credentials_set(self) -> bool:
@@ -960,13 +1026,15 @@ class Settings(BaseSettings):
         if self.deployed:
             raise SettingsError(
                 "DATABASE_URL is set (a deployed drain) but DRAIN_USERNAME and DRAIN_PASSWORD "
-                "are not: set both (HTTP Basic credentials for POST /logs), or set "
-                "DRAIN_ALLOW_ANONYMOUS=true to accept anonymous posts"
+                "are not: set both (HTTP Basic credentials for POST /logs), or "
+                "DRAIN_BEARER_TOKEN (OTLP), or set DRAIN_ALLOW_ANONYMOUS=true to accept "
+                "anonymous posts"
             )
         if not _is_loopback(self.host):
             raise SettingsError(
                 f"DRAIN_HOST={self.host} listens beyond this machine but DRAIN_USERNAME and "
-                "DRAIN_PASSWORD are not set: set both, or set DRAIN_ALLOW_ANONYMOUS=true"
+                "DRAIN_PASSWORD are not set: set both (or DRAIN_BEARER_TOKEN), or set "
+                "DRAIN_ALLOW_ANONYMOUS=true"
             )
 
 

@@ -121,6 +121,20 @@ def test_half_the_credentials_is_refused(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings.load().check_serving()
 
 
+def test_a_bearer_token_alone_is_credentials_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Fir-only drain: DRAIN_BEARER_TOKEN without Basic credentials may serve deployed."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db/d")
+    monkeypatch.setenv("DRAIN_BEARER_TOKEN", "0123456789abcdef0123456789abcdef")
+    settings = Settings.load()
+    settings.check_serving()
+    assert settings.credentials_required and not settings.basic_configured
+    assert "0123456789abcdef" not in repr(settings)
+    monkeypatch.setenv("DRAIN_BEARER_TOKEN", "tiny")
+    with pytest.raises(SettingsError) as raised:
+        Settings.load()
+    assert "DRAIN_BEARER_TOKEN" in str(raised.value) and "tiny" not in str(raised.value)
+
+
 def test_anonymous_drain_beyond_loopback_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRAIN_HOST", "0.0.0.0")
     with pytest.raises(SettingsError, match=r"DRAIN_HOST=0\.0\.0\.0"):
@@ -139,6 +153,11 @@ def test_anonymous_drain_beyond_loopback_is_refused(monkeypatch: pytest.MonkeyPa
         ("DRAIN_TOKENS", " , "),
         ("DRAIN_TOKENS", "notatoken"),
         ("WEB_CONCURRENCY", "0"),
+        ("DRAIN_BEARER_TOKEN", "short"),
+        ("DRAIN_BEARER_TOKEN", "has a space in it, long enough"),
+        ("DRAIN_OTLP_PATH_PREFIX", "otlp"),
+        ("DRAIN_OTLP_PATH_PREFIX", "/otlp/"),
+        ("DRAIN_OTLP_PATH_PREFIX", "/o tlp"),
     ],
 )
 def test_invalid_values_name_the_variable(

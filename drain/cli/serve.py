@@ -223,9 +223,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 )
             print("post a one-line Logplex batch with:\n", flush=True)
-            print(
-                curl_example(base_url, with_credentials=settings.credentials_required), flush=True
-            )
+            print(curl_example(base_url, with_credentials=settings.basic_configured), flush=True)
             print(flush=True)
         os.environ[SERVE_DATABASE_URL_ENV] = url
         os.environ["PORT"] = str(settings.port)

@@ -74,6 +74,7 @@ __all__ = [
     "parse_line",
     "parse_timestamp",
     "split_line",
+    "strip_eol",
 ]
 
 _PRINTUSASCII = bytes(range(33, 127))
@@ -215,7 +216,7 @@ def split_line(line: bytes) -> Line:
         head, ts, host, app, proc, msgid, rest = parts
     elif len(parts) == 6:
         head, ts, host, app, proc, msgid = parts
-        msgid = _strip_eol(msgid)
+        msgid = strip_eol(msgid)
         rest = b""
     else:
         raise _header_error(parts)
@@ -244,8 +245,9 @@ def split_line(line: bytes) -> Line:
     raise _header_error(parts)
 
 
-def _strip_eol(data: bytes) -> bytes:
-    """``data`` without one trailing LF, then one trailing CR (CRLF lines)."""
+def strip_eol(data: bytes) -> bytes:
+    """``data`` without one trailing LF, then one trailing CR (CRLF lines): the line end
+    that is not part of a MSG, for every input (an OTLP log record's body too)."""
     if data[-1:] == b"\n":
         data = data[:-1]
     if data[-1:] == b"\r":
@@ -258,7 +260,7 @@ def _header_error(parts: list[bytes]) -> LineError:
     field, checked one at a time with the same tables (the line's end stripped of its
     LF/CRLF when a header field is the last part)."""
     if len(parts) < 7:
-        parts = [*parts[:-1], _strip_eol(parts[-1])]
+        parts = [*parts[:-1], strip_eol(parts[-1])]
     head = parts[0]
     close = head.find(b">", 1, 5)
     digits = head[1:close]

@@ -2,6 +2,8 @@
 (pure: no I/O).
 
 - :mod:`drain.inputs.logplex`: ``application/logplex-1`` bodies (Logplex, log-shuttle);
+- :mod:`drain.inputs.otlp`: OTLP/HTTP export requests (Fir telemetry drains): log records
+  decoded, metrics and traces counted, and the OTLP answers;
 - :mod:`drain.inputs.dump`: a readable account of how a Logplex body decodes, frame by frame
   (``drain parse``, the golden files).
 """

@@ -6,6 +6,8 @@ lifespan opens the asyncpg pool and starts the group-commit
 writer first, so queued batches commit, then the pool.
 
 - ``POST /logs``: :func:`drain.web.ingest.post_logs` (the answers are listed there).
+- ``POST /v1/logs``, ``/v1/metrics``, ``/v1/traces`` (also under DRAIN_OTLP_PATH_PREFIX):
+  OTLP/HTTP, :func:`drain.web.otlp.post_otlp` (the answers are listed there).
 - ``GET /health``: no credentials; the database probe, the writer's queue, the counters, the
   rollups' lag and the warnings (drain.web.health). 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
@@ -44,6 +46,7 @@ from drain.web.dashboard import add_dashboard
 from drain.web.health import Counters, LossMemory, archive_health
 from drain.web.ingest import post_logs
 from drain.web.metrics import CONTENT_TYPE, Metrics
+from drain.web.otlp import otlp_routes
 from drain.web.report import Telemetry
 from drain.web.state import DrainState
 from drain.web.status import health_report, refresh_partitions_ahead
@@ -131,7 +134,7 @@ def create_app(
         refused = check_credentials(state, request)
         if refused is not None:
             state.telemetry.count_refusal(refused.reason)
-            return refused.response
+            return refused.plain()
         if state.writer is not None:
             stats = state.writer.stats()
             metrics.set_queue(stats.queue_events, stats.queue_bytes)
@@ -144,6 +147,8 @@ def create_app(
         return Response(body, media_type=CONTENT_TYPE)
 
     app.add_api_route("/logs", logs, methods=["POST"], include_in_schema=False)
+    for path, endpoint in otlp_routes(state):
+        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
     app.add_api_route("/health", get_health, methods=["GET"], include_in_schema=False)
     if settings.drain_metrics:
         app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)

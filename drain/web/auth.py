@@ -1,11 +1,17 @@
-"""Who may post to the drain: HTTP Basic credentials and the drain-token allow-list.
+"""Who may post to the drain: HTTP Basic credentials, a bearer token and the drain-token
+allow-list.
 
-Pure functions of header values; the web layer (drain.web.app) turns a refusal into a response:
+Pure functions of header values; the web layer (drain.web.access) turns a refusal into a
+response:
 
 - :func:`check_basic` false -> ``401`` with ``WWW-Authenticate: Basic realm="drain"``
   (:data:`WWW_AUTHENTICATE`). Logplex treats every 4xx except 429 as final and drops the
   batch, which is right for a drain configured with the wrong password: retrying cannot help,
-  and ``heroku drains`` shows the failures.
+  and ``heroku drains`` shows the failures. An OTLP exporter drops it too (OTLP
+  specification, "OTLP/HTTP": only 429, 502, 503 and 504 are retried).
+- :func:`check_bearer` false -> the same ``401`` (with a ``Bearer`` challenge, RFC 6750 §3):
+  the token of ``Authorization: Bearer <token>`` (RFC 6750 §2.1), which a Fir telemetry
+  drain sends as one of its ``--headers`` and log-shuttle with ``-bearer-token``.
 - :func:`check_drain_token` false -> ``403``. The ``Logplex-Drain-Token`` header (``d.<uuid>``)
   names the Logplex drain that sent the batch; a token not on the DRAIN_TOKENS allow-list is
   someone else's drain pointed at this URL, and its batches should be dropped for good, which
@@ -21,10 +27,20 @@ import base64
 import binascii
 import hmac
 
-__all__ = ["WWW_AUTHENTICATE", "check_basic", "check_drain_token", "parse_basic"]
+__all__ = [
+    "BEARER_CHALLENGE",
+    "WWW_AUTHENTICATE",
+    "auth_scheme",
+    "check_basic",
+    "check_bearer",
+    "check_drain_token",
+    "parse_basic",
+]
 
 #: The challenge sent with every 401 (RFC 7617 §2).
 WWW_AUTHENTICATE = 'Basic realm="drain", charset="UTF-8"'
+#: The challenge added when a bearer token is configured (RFC 6750 §3).
+BEARER_CHALLENGE = 'Bearer realm="drain"'
 
 # Compared against when the header is malformed, so that a refusal costs the same work.
 _DUMMY = b"\x00" * 32
@@ -70,6 +86,31 @@ def check_basic(header: str | None, *, username: str, password: str) -> bool:
     user_ok = hmac.compare_digest(given_user, expected_user)
     password_ok = hmac.compare_digest(given_password, expected_password)
     return well_formed & user_ok & password_ok
+
+
+def auth_scheme(header: str | None) -> str:
+    """The scheme of an ``Authorization`` header, lower case (RFC 7235 §2.1: schemes are
+    case-insensitive); ``""`` when there is none."""
+    if header is None:
+        return ""
+    return header.strip().partition(" ")[0].lower()
+
+
+def check_bearer(header: str | None, *, token: str) -> bool:
+    """True when ``header`` is ``Bearer <token>`` with exactly ``token`` (RFC 6750 §2.1).
+
+    Compared in constant time; a missing or malformed header is refused after the same
+    work. Never raises.
+    """
+    expected = token.encode("utf-8")
+    given = _DUMMY
+    well_formed = False
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            given = value.strip().encode("utf-8", "surrogateescape")
+            well_formed = True
+    return well_formed & hmac.compare_digest(given, expected)
 
 
 def check_drain_token(token: str | None, allowed: frozenset[str] | None) -> bool:

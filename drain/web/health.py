@@ -12,7 +12,8 @@ The document (JSON)::
                   "batches": 12, "body_bytes": 8760, "frames": 120, "events_stored": 100,
                   "quarantined": 3, "quarantined_by_reason": {"invalid_json": 3},
                   "not_events": 17, "duplicates": 1, "msg_count_mismatches": 0,
-                  "msg_count_invalid": 0},
+                  "msg_count_invalid": 0, "otlp_requests_by_signal": {"logs": 3},
+                  "otlp_not_stored_by_signal": {}},
      "rollups": [{"name": "payment_history", "last_window_end": "...", "lag_s": 312.0,
                   "last_run_at": "...", "last_error": null, "late_events_24h": 0}],
      "warnings": [{"kind": "upstream_loss", "message": "...", "lost": 1, "...": "..."}]}
@@ -83,10 +84,11 @@ class Counters:
     """What the web process saw since it started; one instance per app (``app.state``).
 
     Fields:
-        requests_by_status: POST /logs answers by HTTP status.
+        requests_by_status: POST /logs and OTLP answers by HTTP status.
         batches: bodies decoded. body_bytes: their decoded size in bytes.
         frames / not_events: from each body's :class:`~drain.records.Ledger` (counted when
-            decoded, even if the write then fails and Logplex retries).
+            decoded, even if the write then fails and Logplex retries); OTLP log records
+            count as frames.
         events_stored / quarantined_by_reason: rows committed (duplicates add nothing).
         duplicates: batches whose (drain token, frame id) was already committed.
         msg_count_mismatches: Logplex-Msg-Count differed from the frames found.
@@ -97,6 +99,10 @@ class Counters:
         insecure_refused: POSTs refused (503) for ``X-Forwarded-Proto: http``.
         body_budget_refused: POSTs refused (503) because the bodies already being read and
             decoded held the worker's DRAIN_BODY_BUDGET_BYTES share (drain.web.body).
+        otlp_requests_by_signal: OTLP requests answered (any status), by signal (``logs``,
+            ``metrics``, ``traces``); their log records are in ``frames`` and below.
+        otlp_not_stored_by_signal: data points (``metrics``) and spans (``traces``) that
+            OTLP requests carried, counted and not stored.
     """
 
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -115,6 +121,14 @@ class Counters:
     body_budget_refused: int = 0
     batches_by_app: Counter[str] = field(default_factory=Counter)
     events_stored_by_app: Counter[str] = field(default_factory=Counter)
+    otlp_requests_by_signal: Counter[str] = field(default_factory=Counter)
+    otlp_not_stored_by_signal: Counter[str] = field(default_factory=Counter)
+
+    def record_otlp(self, signal: str, not_stored: int) -> None:
+        """Count one OTLP request of ``signal`` and the items it carried that are not stored."""
+        self.otlp_requests_by_signal[signal] += 1
+        if not_stored:
+            self.otlp_not_stored_by_signal[signal] += not_stored
 
     def record_decoded(self, ledger: Ledger, app: str) -> None:
         """Count one decoded body of ``app`` (a label) whether or not its write succeeds."""
@@ -157,6 +171,8 @@ class Counters:
             "body_budget_refused": self.body_budget_refused,
             "batches_by_app": dict(sorted(self.batches_by_app.items())),
             "events_stored_by_app": dict(sorted(self.events_stored_by_app.items())),
+            "otlp_requests_by_signal": dict(sorted(self.otlp_requests_by_signal.items())),
+            "otlp_not_stored_by_signal": dict(sorted(self.otlp_not_stored_by_signal.items())),
         }
 
 

@@ -1,16 +1,16 @@
 """``POST /logs``: a Logplex batch in, committed rows out, one answer.
 
-The handler is a sequence of steps, each in its own function, and each batch is reported
-once (drain.web.report):
+The handler is a sequence of steps, each batch reported once (drain.web.report); the
+steps every input shares are in drain.web.intake, the Logplex ones here:
 
-1. admission (:func:`_admit`): credentials (401), id header sizes (400), drain token (403),
-   media type (415);
-2. back-pressure (:func:`_no_room`): 503 + Retry-After before the body is read when the
-   write queue is already full;
-3. the body (drain.web.body): streamed, capped, gzip-decoded, within a time limit and within
-   the worker's body budget (503 + Retry-After: 1 past it);
+1. admission (:func:`_admit`): credentials (401, drain.web.access), id header sizes (400),
+   drain token (403), media type (415);
+2. back-pressure (drain.web.intake.no_room): 503 + Retry-After before the body is read
+   when the write queue is already full;
+3. the body (drain.web.intake.read): streamed, capped, gzip-decoded, within a time limit;
 4. decoding (drain.inputs.logplex, pure; in a worker thread for large bodies);
-5. submission to the writer (drain.store.writer), waited for at most DRAIN_WRITE_WAIT_S;
+5. submission to the writer (drain.web.intake.submit), waited for at most
+   DRAIN_WRITE_WAIT_S;
 6. the answer, with ``Drain-*`` headers that summarise the ledger.
 
 The answers follow Logplex's rules (Heroku Dev Center, "Log Drains", HTTPS drains): any 2xx
@@ -41,33 +41,18 @@ code   when
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import logging
-import math
 from dataclasses import dataclass
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
-from structlog.contextvars import bound_contextvars
 
 from drain.decode.loss import batch_loss
-from drain.errors import (
-    BodyBudgetSpent,
-    BodyError,
-    DatabaseUnavailable,
-    QueueFull,
-    TooManyFrames,
-    WriterClosed,
-)
+from drain.errors import TooManyFrames
 from drain.inputs.logplex import LOGPLEX_MEDIA_TYPE, decode_body
-from drain.records import DecodedBatch, PendingBatch, WriteResult
-from drain.store.writer import Writer
-from drain.web.access import check_credentials, refuse
+from drain.web import intake
+from drain.web.access import Refused, check_credentials, refuse
 from drain.web.auth import check_drain_token
-from drain.web.body import read_body
 from drain.web.report import BatchReport, Refusal
 from drain.web.state import DrainState
 
@@ -75,24 +60,11 @@ __all__ = ["post_logs"]
 
 log = logging.getLogger("drain.web")
 
-#: rough per-row overhead in bytes for the write queue's byte bound
-_ROW_OVERHEAD_BYTES = 200
-
 
 async def post_logs(state: DrainState, request: Request) -> Response:
     """Answer one ``POST /logs`` (see the module docstring) and report it once."""
     report = BatchReport(request.headers.get("x-request-id"))
-    try:
-        # every log line of this request (e.g. a Msg-Count warning) carries the request id
-        with bound_contextvars(request_id=report.logged_request_id):
-            response = await _handle(state, request, report)
-    except BaseException:
-        report.status = 500
-        state.telemetry.record(report)
-        raise
-    report.status = response.status_code
-    state.telemetry.record(report)
-    return response
+    return await intake.reported(state, report, lambda: _handle(state, request, report))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +106,7 @@ def _admit(state: DrainState, request: Request, report: BatchReport) -> _Admitte
     refused = check_credentials(state, request)
     if refused is not None:
         report.refusal = refused.reason
-        return refused.response
+        return refused.plain()
 
     drain_token = _id_header(request, "logplex-drain-token")
     frame_id = _id_header(request, "logplex-frame-id") or _id_header(request, "x-request-id")
@@ -161,40 +133,29 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
         return admitted
     report.drain_token, report.frame_id = admitted.drain_token, admitted.frame_id
     app = report.app = state.settings.app_for(admitted.drain_token)
-    refused = _no_room(state, request)
+    refused = intake.no_room(state, request)
     if refused is not None:  # before the body is read and decoded: a cheap 503
-        return refused
-    config = state.config
-    lease = state.body_budget.lease()
-    state.bodies_in_progress += 1
-    try:
-        try:
-            body = await read_body(
-                request,
-                max_bytes=config.max_body_bytes,
-                timeout_s=config.body_timeout_s,
-                lease=lease,
-            )
-        except BodyError as error:
-            if isinstance(error, BodyBudgetSpent):
-                report.refusal = Refusal.BODY_BUDGET
-            if error.status_code == 503:
-                return _unavailable(state, error.detail, error.retry_after_s)
-            return refuse(error.status_code, error.detail)
-
+        return refused.plain()
+    with intake.in_progress(state) as lease:
+        body = await intake.read(state, request, report, lease)
+        if isinstance(body, Refused):
+            return body.plain()
         received_at = report.received_at = state.clock()
         try:
-            decoded = await _decode(state, body, received_at, admitted.msg_count, app)
+            decoded = await intake.run_decoder(
+                state,
+                len(body),
+                decode_body,
+                body,
+                now=received_at,
+                limits=state.limits,
+                msg_count=admitted.msg_count,
+                app=app,
+            )
         except TooManyFrames as error:
             report.refusal = Refusal.TOO_MANY_FRAMES
             return refuse(413, str(error))
-    finally:
-        state.bodies_in_progress -= 1
-        lease.release()
-    # The rows keep what they need; the body (up to DRAIN_MAX_BODY_BYTES) is not held while
-    # the request waits for its COMMIT (up to DRAIN_WRITE_WAIT_S).
-    del body
-    state.rows_per_body += 0.1 * (decoded.row_count - state.rows_per_body)
+    del body  # the rows keep what they need; the body may be large
     ledger = report.ledger = decoded.ledger
     if ledger.msg_count_mismatch:
         log.warning(
@@ -206,133 +167,14 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
             ledger.body_bytes,
         )
 
-    result: WriteResult | None = None
-    if decoded.row_count:  # else: nothing to write, skip the writer
-        writer = state.writer
-        if writer is None:
-            return _unavailable(state, "the drain is not running")
-        batch = _pending(decoded, admitted.drain_token, admitted.frame_id, received_at)
-        try:
-            result = await _submit(writer, batch, config.write_wait_s)
-        except QueueFull as error:
-            return _queue_full(error)
-        except DatabaseUnavailable:
-            return _unavailable(state, "database unavailable")
-        except WriterClosed:
-            return _unavailable(state, "the drain is shutting down")
-        except TimeoutError:
-            return _unavailable(state, f"not committed within {config.write_wait_s:g} s")
-        finally:
-            stats = writer.stats()
-            state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
+    result = await intake.submit(
+        state, decoded, admitted.drain_token, admitted.frame_id, received_at
+    )
+    if isinstance(result, Refused):
+        return result.plain()
     report.result = result
     if not (result is not None and result.duplicate):
         loss = batch_loss(ledger.loss_reports, request.headers.get("logplex-lost-count"))
         if loss.lost:
             report.loss = loss
-    return Response(status_code=200, headers=_ledger_headers(decoded, result))
-
-
-async def _decode(
-    state: DrainState, body: bytes, now: datetime, msg_count: int | None, app: str
-) -> DecodedBatch:
-    """decode_body, in the decode thread for large bodies (DRAIN_DECODE_IN_THREAD_BYTES),
-    with this request's context variables (its log fields)."""
-    decode = functools.partial(
-        decode_body, body, now=now, limits=state.limits, msg_count=msg_count, app=app
-    )
-    executor = state.decode_executor
-    if len(body) < state.config.decode_in_thread_bytes:
-        return decode()
-    if executor is None:  # outside the lifespan
-        return await asyncio.to_thread(decode)
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(executor, context.run, decode)
-
-
-def _no_room(state: DrainState, request: Request) -> Response | None:
-    """503 + Retry-After when the write queue is already full (Writer.check_room), judged
-    on Content-Length (0 when absent or malformed: read_body answers those) and on the
-    rows of the bodies being read and decoded now."""
-    if state.writer is None:
-        return None
-    length = request.headers.get("content-length", "")
-    incoming = int(state.bodies_in_progress * state.rows_per_body)
-    try:
-        state.writer.check_room(int(length) if length.isdigit() else 0, incoming)
-    except QueueFull as error:
-        return _queue_full(error)
-    return None
-
-
-def _queue_full(error: QueueFull) -> Response:
-    retry_after = max(1, math.ceil(error.retry_after_s))
-    return refuse(503, "write queue full", {"Retry-After": str(retry_after)})
-
-
-def _unavailable(state: DrainState, detail: str, retry_after_s: int | None = None) -> Response:
-    retry_after = state.config.retry_after_s if retry_after_s is None else retry_after_s
-    return refuse(503, detail, {"Retry-After": str(retry_after)})
-
-
-async def _submit(writer: Writer, batch: PendingBatch, wait_s: float) -> WriteResult:
-    """writer.submit, waited for at most ``wait_s`` seconds (then TimeoutError).
-
-    The batch stays queued after a time-out and may still commit; Logplex's retry with the
-    same frame id is then a duplicate (stored once). The abandoned outcome is retrieved so
-    that it is not reported as never retrieved.
-
-    No reference cycle is left when submit raises (QueueFull under a burst, TimeoutError):
-    the error's traceback holds this frame, so this frame must not hold the task that holds
-    the error (``asyncio.wait_for`` on Python 3.11 keeps such a cycle in its own frame).
-    Each cycle would keep the request's rows alive until the next cyclic collection, which
-    drain.web.worker's GC tuning makes rare (bench/README.md, "Memory (round 3)").
-    """
-    task = asyncio.ensure_future(writer.submit(batch))
-    try:
-        async with asyncio.timeout(wait_s):
-            return await asyncio.shield(task)
-    finally:
-        if not task.done():  # timed out, or this request was cancelled
-            task.add_done_callback(_ignore_outcome)
-        del task
-
-
-def _ignore_outcome(task: asyncio.Future[WriteResult]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-def _pending(
-    decoded: DecodedBatch, drain_token: str | None, frame_id: str | None, received_at: datetime
-) -> PendingBatch:
-    return PendingBatch(
-        drain_token=drain_token,
-        frame_id=frame_id,
-        received_at=received_at,
-        rows=decoded.rows,
-        quarantined=decoded.quarantined,
-        size_bytes=decoded.ledger.body_bytes + decoded.row_count * _ROW_OVERHEAD_BYTES,
-    )
-
-
-def _ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[str, str]:
-    """``Drain-*`` response headers so that ``curl -i`` shows what happened to the batch."""
-    ledger = decoded.ledger
-    stored = 0 if result is None else result.events_stored
-    quarantined = 0 if result is None else result.quarantined
-    headers = {
-        "Drain-Frames": str(ledger.frames),
-        "Drain-Events-Stored": str(stored),
-        "Drain-Quarantined": str(quarantined),
-        "Drain-Not-Events": str(ledger.not_events),
-    }
-    if result is not None and result.duplicate:
-        headers["Drain-Duplicate"] = "true"
-    if ledger.msg_count_mismatch:
-        headers["Drain-Msg-Count-Mismatch"] = (
-            f"header={ledger.msg_count_header} frames={ledger.frames}"
-        )
-    if ledger.framing_error_offset is not None:
-        headers["Drain-Framing-Error-Offset"] = str(ledger.framing_error_offset)
-    return headers
+    return Response(status_code=200, headers=intake.ledger_headers(decoded, result))

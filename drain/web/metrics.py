@@ -35,10 +35,15 @@ Metric names (all prefixed ``drain_``):
 ========================================  =========  =========================================
 name                                      type       labels / meaning
 ========================================  =========  =========================================
-drain_requests_total                      counter    ``status``: POST /logs answers
+drain_requests_total                      counter    ``status``: POST /logs and OTLP answers
+drain_otlp_requests_total                 counter    ``signal`` (logs, metrics, traces),
+                                                     ``status``: OTLP/HTTP answers
 drain_batches_received_total              counter    ``app``: bodies decoded
 drain_body_bytes_received_total           counter    their bytes, after gzip decoding
-drain_frames_received_total               counter    syslog frames in those bodies
+drain_frames_received_total               counter    syslog frames (and OTLP log records) in
+                                                     those bodies
+drain_otlp_not_stored_total               counter    ``signal``: data points (metrics) and
+                                                     spans (traces) counted, not stored
 drain_events_received_total               counter    frames decoded as ``@[tag] {json}`` events
 drain_events_stored_total                 counter    ``app``: events committed (duplicates add
                                                      nothing)
@@ -69,7 +74,8 @@ drain_archive_failures_total              counter    ``table``, ``step`` (plan, 
 Label values are bounded, whatever the senders put in their tokens or service names:
 ``app`` is a name DRAIN_APPS gives or ``other``; ``drain_token`` is a token DRAIN_TOKENS or
 DRAIN_APPS lists, ``""`` for none, or ``other`` (drain.settings.Settings.app_label and
-token_label). The other labels take values from drain's own enumerations.
+token_label). The other labels take values from drain's own enumerations (``signal`` from
+drain.inputs.otlp.Signal).
 """
 
 from __future__ import annotations
@@ -151,7 +157,19 @@ class Metrics:
         self._directory = directory
         r = registry
         self.requests = Counter(
-            "drain_requests", "POST /logs answers by HTTP status.", ["status"], registry=r
+            "drain_requests", "POST /logs and OTLP answers by HTTP status.", ["status"], registry=r
+        )
+        self.otlp_requests = Counter(
+            "drain_otlp_requests",
+            "OTLP/HTTP answers by signal (logs, metrics, traces) and HTTP status.",
+            ["signal", "status"],
+            registry=r,
+        )
+        self.otlp_not_stored = Counter(
+            "drain_otlp_not_stored",
+            "Data points (metrics) and spans (traces) received over OTLP, counted, not stored.",
+            ["signal"],
+            registry=r,
         )
         self.batches = Counter(
             "drain_batches_received", "Bodies decoded, by app.", ["app"], registry=r
@@ -159,7 +177,9 @@ class Metrics:
         self.body_bytes = Counter(
             "drain_body_bytes_received", "Bytes of decoded bodies (after gzip).", registry=r
         )
-        self.frames = Counter("drain_frames_received", "Syslog frames received.", registry=r)
+        self.frames = Counter(
+            "drain_frames_received", "Syslog frames (and OTLP log records) received.", registry=r
+        )
         self.events_received = Counter(
             "drain_events_received", "Frames decoded as @[tag] {json} events.", registry=r
         )
@@ -297,6 +317,13 @@ class Metrics:
             self.quarantined.labels(reason).inc(n)
         if result.rejected_by_database:
             self.quarantined.labels("rejected_by_database").inc(result.rejected_by_database)
+
+    def record_otlp(self, signal: str, status: int, not_stored: int) -> None:
+        """Count one OTLP answer of ``signal`` (logs, metrics, traces) with HTTP ``status``,
+        and the data points or spans it carried that are not stored."""
+        self.otlp_requests.labels(signal, str(status)).inc()
+        if not_stored:
+            self.otlp_not_stored.labels(signal).inc(not_stored)
 
     def record_loss(self, token: str, loss: BatchLoss) -> None:
         """Count a batch's upstream loss by source: Logplex's L10 lines, and log-shuttle's

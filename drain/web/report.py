@@ -1,7 +1,8 @@
-"""One report per POST /logs, and the one place that turns it into telemetry.
+"""One report per POST /logs or OTLP request, and the one place that turns it into telemetry.
 
-The ingest handler (drain.web.ingest) fills a :class:`BatchReport` as the request goes: who
-posted, the decoded body's ledger, the writer's result, the upstream loss, the answer.
+The handlers (drain.web.ingest for Logplex, drain.web.otlp for OTLP) fill a
+:class:`BatchReport` as the request goes: who posted, the decoded body's ledger, the
+writer's result, the upstream loss, the answer.
 :meth:`Telemetry.record` then emits everything the batch says, once: its log line
 (drain.logs), the ``/health`` counters (drain.web.health) and the Prometheus metrics
 (drain.web.metrics). No other code counts a batch, so the three always agree (as Vector's
@@ -46,7 +47,7 @@ class Refusal:
 
 @dataclass(slots=True)
 class BatchReport:
-    """What one POST /logs did. Never holds body bytes.
+    """What one POST /logs (or OTLP request) did. Never holds body bytes.
 
     Fields:
         request_id: Heroku router's ``X-Request-Id`` (log-shuttle sends one too).
@@ -60,6 +61,10 @@ class BatchReport:
         received_at: when the body was received, UTC.
         refusal: a :class:`Refusal` value, when the request was refused for one.
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
+        signal: the OTLP signal (``logs``, ``metrics``, ``traces``) of an OTLP request;
+            None for POST /logs.
+        not_stored: data points or spans an OTLP metrics or traces request carried, which
+            the drain counts and does not store.
     """
 
     request_id: str | None
@@ -74,6 +79,8 @@ class BatchReport:
     received_at: datetime | None = None
     refusal: str | None = None
     msg_count_invalid: bool = False
+    signal: str | None = None
+    not_stored: int = 0
 
     @property
     def logged_request_id(self) -> str | None:
@@ -90,6 +97,10 @@ class BatchReport:
             "status": self.status,
             "duration_ms": round((time.perf_counter() - self.started) * 1000, 2),
         }
+        if self.signal is not None:
+            fields["signal"] = self.signal
+            if self.not_stored:
+                fields["not_stored"] = self.not_stored
         ledger = self.ledger
         if ledger is not None:
             result = self.result
@@ -143,6 +154,9 @@ class Telemetry:
         self.count_refusal(report.refusal)
         if report.msg_count_invalid:
             counters.msg_count_invalid += 1
+        if report.signal is not None:
+            counters.record_otlp(report.signal, report.not_stored)
+            metrics.record_otlp(report.signal, status, report.not_stored)
         app = self._settings.app_label(report.app or "")
         if report.ledger is not None:
             counters.record_decoded(report.ledger, app)

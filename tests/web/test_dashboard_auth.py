@@ -12,6 +12,7 @@ from drain.errors import SettingsError
 from drain.settings import Settings
 from tests.support.app import running
 from tests.support.dashboard import NOW, dashboard_app
+from tests.support.otlp import BEARER, BEARER_HEADER, PROTOBUF, Record, logs_request, nanos
 from tests.support.served import AUTH, frame, logplex_headers
 
 VIEWER = ("viewer", "look but do not touch")
@@ -54,6 +55,23 @@ async def test_viewers_cannot_post_even_to_an_anonymous_drain(migrated_url: str)
         assert refused.status_code == 401
         anonymous = await client.post("/logs", content=one_event(), headers=headers, auth=None)
         assert anonymous.status_code == 200
+
+
+async def test_the_bearer_token_and_the_viewer_stay_apart(migrated_url: str) -> None:
+    """The OTLP bearer token opens no page; the viewer's pair posts no OTLP export."""
+    app = dashboard_app(migrated_url, drain_bearer_token=BEARER, **VIEWER_SETTINGS)
+    body = logs_request([Record('@[a.b] {"n":1}', nanos(NOW))]).SerializeToString()
+    async with running(app) as client:
+        for path in ("/", "/api/overview"):
+            page = await client.get(path, auth=None, headers=BEARER_HEADER)
+            assert page.status_code == 401, path
+        viewer = await client.post("/v1/logs", content=body, headers=PROTOBUF, auth=VIEWER)
+        assert viewer.status_code == 401
+        stored = await client.post(
+            "/v1/logs", content=body, headers={**PROTOBUF, **BEARER_HEADER}, auth=None
+        )
+        assert stored.status_code == 200
+        assert (await client.get("/api/overview", auth=VIEWER)).status_code == 200
 
 
 async def test_the_dashboard_accepts_no_post(migrated_url: str) -> None:
