@@ -271,10 +271,12 @@ def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phas
     from drain.inputs.logplex import decode_body
     from drain.settings import Settings
 
-    limits = Settings.defaults().decode_limits()
+    defaults = Settings.defaults()
+    limits = defaults.decode_limits()
+    rules = defaults.line_rules(b"bench")
 
     for b in bodies:
-        d = decode_body(b.body, now=now, msg_count=b.frames, limits=limits)
+        d = decode_body(b.body, now=now, msg_count=b.frames, limits=limits, rules=rules)
         if tuple(d.events) != b.events or d.quarantined:
             raise RuntimeError("decode_body disagrees with bench.gen on a generated body")
     sampler = Sampler(service=None, postgres=lambda: [])
@@ -283,7 +285,7 @@ def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phas
     events = nbytes = 0
     for i in range(1_000_000):  # bounded by max_s too
         b = bodies[i % len(bodies)]
-        decode_body(b.body, now=now, msg_count=b.frames, limits=limits)
+        decode_body(b.body, now=now, msg_count=b.frames, limits=limits, rules=rules)
         events += len(b.events)
         nbytes += len(b.body)
         if i >= len(bodies) and time.monotonic() - t0 > max_s:

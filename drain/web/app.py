@@ -7,7 +7,8 @@ writer first, so queued batches commit, then the pool.
 
 - ``POST /logs``: :func:`drain.web.ingest.post_logs` (the answers are listed there).
 - ``GET /health``: no credentials; the database probe, the writer's queue, the counters, the
-  rollups' lag and the warnings (drain.web.health). 200 when the database answers, else 503.
+  rollups' lag and the warnings: upstream loss, recent platform errors, partitions
+  (drain.web.health). 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
   credentials as ``POST /logs``; off with DRAIN_METRICS=false (404).
 
@@ -22,6 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +32,7 @@ from drain.rollups.runner import load_rollups
 from drain.settings import Settings
 from drain.store.budget import plan_web_pool
 from drain.store.database import create_pool
+from drain.store.platform import load_client_hash_key, recent_codes
 from drain.store.writer import Writer
 from drain.web.access import check_credentials
 from drain.web.health import (
@@ -38,6 +41,7 @@ from drain.web.health import (
     health_document,
     partitions_ahead,
     partitions_warning,
+    platform_warnings,
     probe_database,
     rollup_health,
 )
@@ -88,6 +92,11 @@ def create_app(
         plan = await plan_web_pool(settings, database_url)
         pool = await create_pool(database_url, min_size=1, max_size=plan.pool_size)
         try:
+            key = None
+            if settings.needs_database_client_key:
+                async with pool.acquire() as conn:
+                    key = await load_client_hash_key(conn)
+            state.rules = settings.line_rules(key)
             writer = Writer(pool, state.writer_config, observer=metrics)
             await writer.start()
             state.pool, state.writer = pool, writer
@@ -98,6 +107,7 @@ def create_app(
                 state.writer = None
         finally:
             state.pool = None
+            state.rules = None
             metrics.process_exiting()
             try:
                 await asyncio.wait_for(pool.close(), config.pool_close_timeout_s)
@@ -123,11 +133,9 @@ def create_app(
         probe = await probe_database(state.pool, timeout_s)
         stats = state.writer.stats() if state.writer is not None else None
         rollups = None
-        warnings: list[dict[str, Any]] = []
-        loss = state.telemetry.losses.last()
-        if loss is not None:
-            warnings.append(dict(loss))
+        warnings: list[dict[str, Any]] = state.telemetry.losses.warnings()
         if probe.reachable:
+            warnings.extend(await _platform_warnings(state))
             rollups = await rollup_health(state.pool, state.rollup_names, timeout_s)
             ahead = await _refresh_partitions_ahead(state)
             late = partitions_warning(ahead, settings.drain_partitions_ahead_days)
@@ -154,6 +162,22 @@ def create_app(
     if settings.drain_metrics:
         app.add_api_route("/metrics", get_metrics, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def _platform_warnings(state: DrainState) -> list[dict[str, Any]]:
+    """The ``platform_error`` warnings (drain.web.health), [] when platform_events is off or
+    the database does not answer within the probe timeout."""
+    settings = state.settings
+    codes = settings.platform_warn_codes
+    if state.pool is None or not settings.drain_platform_events or not codes:
+        return []
+    window_s = settings.drain_platform_warn_window_s
+    try:
+        async with asyncio.timeout(state.config.probe_timeout_s), state.pool.acquire() as conn:
+            found = await recent_codes(conn, codes, state.clock(), window_s)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return []
+    return platform_warnings(found, window_s, settings.app_label)
 
 
 async def _refresh_partitions_ahead(state: DrainState) -> int | None:

@@ -20,9 +20,9 @@ uses to store a retried batch once.
 =====  =====================================================================================
 code   when
 =====  =====================================================================================
-200    body decoded; its events and quarantined lines are committed (or it was a duplicate,
-       or held nothing to store). Empty body, ``Content-Length: 0``, ``Drain-*`` headers
-       summarise the ledger.
+200    body decoded; its events, typed rows (Heroku's own lines) and quarantined lines are
+       committed (or it was a duplicate, or held nothing to store). Empty body,
+       ``Content-Length: 0``, ``Drain-*`` headers summarise the ledger.
 400    Logplex-Frame-Id / X-Request-Id / Logplex-Drain-Token over DRAIN_MAX_ID_HEADER_BYTES;
        corrupt gzip; malformed Content-Length (client bugs: retrying cannot help).
 401    missing or wrong HTTP Basic credentials (``WWW-Authenticate: Basic realm="drain"``).
@@ -51,6 +51,7 @@ from starlette.responses import Response
 from structlog.contextvars import bound_contextvars
 
 from drain.decode.loss import batch_loss
+from drain.decode.rules import LineRules
 from drain.errors import (
     BodyError,
     DatabaseUnavailable,
@@ -173,8 +174,11 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
             return refuse(error.status_code, error.detail)
 
         received_at = report.received_at = state.clock()
+        rules = state.rules
+        if rules is None:
+            return _unavailable(state, "the drain is not running")
         try:
-            decoded = await _decode(state, body, received_at, admitted.msg_count, app)
+            decoded = await _decode(state, rules, body, received_at, admitted.msg_count, app)
         except TooManyFrames as error:
             report.refusal = Refusal.TOO_MANY_FRAMES
             return refuse(413, str(error))
@@ -214,21 +218,32 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
             state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
     report.result = result
     if not (result is not None and result.duplicate):
-        loss = batch_loss(ledger.loss_reports, request.headers.get("logplex-lost-count"))
+        headers = request.headers
+        loss = batch_loss(
+            ledger.loss_reports,
+            headers.get("logplex-lost-count"),
+            headers.get("logplex-drop-count"),
+        )
         if loss.lost:
             report.loss = loss
     return Response(status_code=200, headers=_ledger_headers(decoded, result))
 
 
 async def _decode(
-    state: DrainState, body: bytes, now: datetime, msg_count: int | None, app: str
+    state: DrainState,
+    rules: LineRules,
+    body: bytes,
+    now: datetime,
+    msg_count: int | None,
+    app: str,
 ) -> DecodedBatch:
     """decode_body, in a worker thread for large bodies (DRAIN_DECODE_IN_THREAD_BYTES)."""
+    limits = state.limits
     if len(body) >= state.config.decode_in_thread_bytes:
         return await asyncio.to_thread(
-            decode_body, body, now=now, limits=state.limits, msg_count=msg_count, app=app
+            decode_body, body, now=now, limits=limits, rules=rules, msg_count=msg_count, app=app
         )
-    return decode_body(body, now=now, limits=state.limits, msg_count=msg_count, app=app)
+    return decode_body(body, now=now, limits=limits, rules=rules, msg_count=msg_count, app=app)
 
 
 def _no_room(state: DrainState, request: Request) -> Response | None:
@@ -299,6 +314,11 @@ def _ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[s
         "Drain-Quarantined": str(quarantined),
         "Drain-Not-Events": str(ledger.not_events),
     }
+    if ledger.typed:  # Heroku's own lines: frames, and rows added to the typed tables
+        typed_rows = 0 if result is None else sum(result.stored.values())
+        typed_rows -= stored + quarantined
+        headers["Drain-Typed-Lines"] = str(ledger.typed)
+        headers["Drain-Typed-Rows-Stored"] = str(typed_rows)
     if result is not None and result.duplicate:
         headers["Drain-Duplicate"] = "true"
     if ledger.msg_count_mismatch:
