@@ -52,7 +52,16 @@ SELECT date_trunc('hour', event_time) AS bucket, count(*) AS n FROM raw_events
 
 def test_shipped_rollups_parse() -> None:
     specs = load_rollups()
-    assert set(specs) == {"payment_history", "events_per_tag_hourly"}
+    assert set(specs) == {
+        "payment_history",
+        "events_per_tag_hourly",
+        "router_hourly",
+        "page_views_daily",
+        "dyno_metrics_hourly",
+    }
+    assert specs["payment_history"].sources == ("raw_events",)
+    assert specs["router_hourly"].sources == ("router_requests",)
+    assert specs["dyno_metrics_hourly"].sources == ("platform_metrics", "platform_events")
     pay = specs["payment_history"]
     assert (pay.schedule, pay.target, pay.bucket_s, pay.lateness_s) == (
         "0 * * * *",
@@ -273,7 +282,8 @@ async def test_catch_up_is_bounded(pool: asyncpg.Pool) -> None:
 
 
 async def test_two_clocks_never_run_the_same_tick_twice(pool: asyncpg.Pool) -> None:
-    specs = load_rollups()
+    shipped = load_rollups()
+    specs = {name: shipped[name] for name in ("payment_history", "events_per_tag_hourly")}
     now = T0 + 3 * H + timedelta(minutes=10)
     await add_events(
         pool, [pay(T0 + timedelta(minutes=m), "categoryA", 1) for m in range(0, 180, 7)]
