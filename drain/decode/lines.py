@@ -256,7 +256,9 @@ class _HerokuLines:
 
     def heroku(self, when: datetime, proc: bytes, msg: bytes) -> LineResult:
         """APP-NAME ``heroku``, PROCID not ``router``: runtime metrics, or a platform line."""
-        if self.rules.metrics and msg[:7] == b"source=" and b" sample#" in msg:
+        if msg[:7] == b"source=" and b" sample#" in msg:
+            if not self.rules.metrics:
+                return KIND_UNTAGGED  # a metrics line, whose table is off
             found = self.metrics(when, proc, msg, TYPED_RUNTIME_METRICS)
             if found is not None:
                 return found

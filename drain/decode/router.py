@@ -121,7 +121,7 @@ def parse_router(when: datetime, app: str, msg: bytes, client: ClientColumns) ->
     match = _COMMON.match(text) if text else None
     if match is not None:
         method, path, host, rid, fwd, dyno, conn, serv, status, size, proto = match.groups()
-        client_hash, raw_fwd = client(fwd)
+        client_hash, raw_fwd = client(fwd) if fwd else (None, None)
         return _new(
             RouterRow,
             (
@@ -129,7 +129,7 @@ def parse_router(when: datetime, app: str, msg: bytes, client: ClientColumns) ->
                 app,
                 "info",
                 method,
-                path,
+                path or None,
                 host,
                 int(status),
                 int(conn),
