@@ -84,6 +84,7 @@ __all__ = [
     "LineDecoder",
     "LineResult",
     "TypedLine",
+    "as_typed",
     "line_decoder",
     "quarantine_row",
 ]
@@ -119,14 +120,27 @@ class TypedLine(NamedTuple):
 
 
 #: what a line becomes: a row to store, rows of the typed tables, a row to quarantine, a
-#: loss report (of kind ``logplex_error``), or another not-event kind
-LineResult = EventRow | TypedLine | QuarantineRow | LostReport | str
+#: loss report (of kind ``logplex_error``), or another not-event kind. A router line of
+#: one row is given as its bare RouterRow (``TypedLine("router", (row,), None)``, without
+#: building it: the common case of the hot path); :func:`as_typed` turns it into one.
+LineResult = EventRow | RouterRow | TypedLine | QuarantineRow | LostReport | str
 
 #: ``decode_line(when, pri, hostname, app_name, proc_id, msg, raw, offset)``: see
 #: :func:`line_decoder`
 LineDecoder = Callable[[datetime, int, bytes, bytes, bytes, bytes, bytes, int], LineResult]
 
 _new = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
+
+
+def as_typed(result: LineResult) -> TypedLine | None:
+    """The TypedLine a result stands for (a bare RouterRow is one router line of one
+    row), or None when it is not one of Heroku's lines kept in the typed tables."""
+    if type(result) is TypedLine:
+        return result
+    if type(result) is RouterRow:
+        return TypedLine(TYPED_ROUTER, (result,), None)
+    return None
+
 
 #: what a handler of Heroku's lines is given: (when, PROCID, MSG)
 _Handler = Callable[[datetime, bytes, bytes], LineResult]
@@ -172,6 +186,29 @@ def _text(value: bytes) -> str:
     return value.decode("ascii")  # header fields are printable US-ASCII
 
 
+class _Clients(dict[str, tuple[bytes | None, str | None]]):
+    """The body's memo of client columns: ``clients[fwd]`` is (client_hash, fwd) of a router
+    line's ``fwd`` text, computed on the first lookup of each address."""
+
+    def __init__(self, rules: LineRules) -> None:
+        super().__init__()
+        self.keep = rules.client is ClientMode.RAW
+        self.hash = (
+            None
+            if rules.client is ClientMode.NONE
+            else hashlib.blake2b(key=rules.client_key, digest_size=16)
+        )
+
+    def __missing__(self, fwd: str) -> tuple[bytes | None, str | None]:
+        digest = None
+        if self.hash is not None and fwd:
+            hasher = self.hash.copy()
+            hasher.update(fwd.encode())  # the router's text: decoded, surrogates replaced
+            digest = hasher.digest()
+        found = self[fwd] = (digest, fwd if self.keep and fwd else None)
+        return found
+
+
 class _HerokuLines:
     """The handlers of Heroku's own lines for one body: the rules, the app, and the body's
     memos (client hashes, metric units, PROCID texts)."""
@@ -181,13 +218,8 @@ class _HerokuLines:
         self.app = app
         self.units: UnitMemo = {}
         self.procs: dict[bytes, str] = {}
-        self.clients: dict[str, tuple[bytes | None, str | None]] = {}
+        self.clients = _Clients(rules)
         self.keep_fwd = rules.client is ClientMode.RAW
-        self.hash = (
-            None
-            if rules.client is ClientMode.NONE
-            else hashlib.blake2b(key=rules.client_key, digest_size=16)
-        )
         exclude = rules.exclude
         self.exclude_router = exclude.get("router")
         self.exclude_metrics = exclude.get("metrics")
@@ -199,22 +231,24 @@ class _HerokuLines:
             text = self.procs[proc] = _text(proc)
         return text
 
-    def client(self, fwd: str) -> tuple[bytes | None, str | None]:
-        """(client_hash, fwd) columns of a router line's ``fwd`` text."""
-        found = self.clients.get(fwd)
-        if found is None:
-            digest = None
-            if self.hash is not None and fwd:
-                hasher = self.hash.copy()
-                hasher.update(fwd.encode("utf-8", "surrogateescape"))
-                digest = hasher.digest()
-            found = self.clients[fwd] = (digest, fwd if self.keep_fwd and fwd else None)
-        return found
-
     # -- router
 
     def router(self, when: datetime, proc: bytes, msg: bytes) -> LineResult:
-        row = parse_router(when, self.app, msg, self.client)
+        return self.router_row(parse_router(when, self.app, msg, self.clients), msg)
+
+    def common_router(self) -> _Handler:
+        """The router handler when router lines are stored and none is excluded: a line
+        without a code is its bare row at once (the hot path: one call, no lookups)."""
+        app, clients, finish = self.app, self.clients, self.router_row
+
+        def router(when: datetime, proc: bytes, msg: bytes) -> LineResult:
+            row = parse_router(when, app, msg, clients)
+            return row if row.code is None else finish(row, msg)
+
+        return router
+
+    def router_row(self, row: RouterRow, msg: bytes) -> LineResult:
+        """What a parsed router line becomes (exclusions, its platform event, tables off)."""
         if self.exclude_router is not None and _excluded(row, self.exclude_router):
             return KIND_EXCLUDED
         rules = self.rules
@@ -224,7 +258,7 @@ class _HerokuLines:
             return _new(TypedLine, (TYPED_ROUTER, rows, None))
         if not rules.router:
             return KIND_UNTAGGED
-        return _new(TypedLine, (TYPED_ROUTER, (row,), None))
+        return row  # one row, the common case: the row stands for its TypedLine
 
     # -- metrics
 
@@ -303,7 +337,9 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
     earliest, latest = limits.window(now)
     tags: dict[bytes, str] = {}
     heroku = _HerokuLines(rules, app)
-    router = heroku.router if rules.router or rules.platform else None
+    router: _Handler | None = heroku.router if rules.router or rules.platform else None
+    if rules.router and heroku.exclude_router is None:
+        router = heroku.common_router()
     on_heroku = heroku.heroku
     # PROCIDs of other APP-NAMEs whose lines are Heroku's: log-shuttle's loss lines, add-ons
     others: dict[bytes, _Handler] = {b"log-shuttle": heroku.shuttle}
@@ -335,8 +371,10 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
                 if handler is None:
                     return KIND_UNTAGGED
                 out = handler(when, proc, msg)
-            if type(out) is TypedLine and (when < earliest or when > latest):
-                return KIND_OUT_OF_WINDOW if out.loss is None else out.loss
+            if (when < earliest or when > latest) and (
+                type(out) is RouterRow or type(out) is TypedLine
+            ):
+                return out.loss if type(out) is TypedLine and out.loss else KIND_OUT_OF_WINDOW
             return out
         if isinstance(parsed, RejectedEvent):
             return quarantine_row(

@@ -44,7 +44,7 @@ another            as sent     the number as sent, the suffix lower-cased as its
 
 A value that is not a number (``sample#x=abc``) is kept with ``value`` NULL, ``unit`` ``""``
 and the text in ``raw``. Speed: the line is decoded once and split at ``" sample#"``; a
-per-body memo keeps each name's suffix, unit and factor.
+per-body memo keeps the columns of each ``name=value`` seen (many repeat from line to line).
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ _new = tuple.__new__
 #: the PROCIDs of the add-ons whose metrics lines are read
 ADDON_PROCESSES = frozenset({b"heroku-postgres", b"heroku-redis", b"heroku-kafka"})
 
-#: per body: sample name -> (suffix, unit, factor) of its last value; see :func:`unit_of`
-UnitMemo = dict[str, tuple[str, str, float]]
+#: per body: a sample's ``name=value`` text -> its (name, value, unit, raw) columns; many
+#: samples repeat from line to line (memory_quota=512.00MB, memory_swap=0.00MB, tables=42)
+UnitMemo = dict[str, tuple[str, float | None, str, str | None]]
 
 #: what follows a sample's number: its suffix (``MB``, ``pages``)
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%"
@@ -100,6 +101,22 @@ def unit_of(name: str, suffix: str) -> tuple[str, float]:
     return "count", 1.0
 
 
+def _sample(chunk: str) -> tuple[str, float | None, str, str | None]:
+    """The (name, value, unit, raw) columns of one sample's ``name=value`` text."""
+    name, _, value = chunk.partition("=")
+    if " " in value:  # other keys after the sample: not stored
+        value = value.split(None, 1)[0] if value.strip() else ""
+    number = value.rstrip(_LETTERS)
+    unit, factor = unit_of(name, value[len(number) :])
+    try:
+        amount = float(number) * factor
+    except ValueError:
+        amount = math.nan
+    if amount - amount == 0.0:  # finite: not NaN, not beyond a double (1e999)
+        return name, amount, unit, None
+    return name, None, "", value  # not a number: kept as text
+
+
 def parse_metrics(
     when: datetime, app: str, process: str, msg: bytes, memo: UnitMemo
 ) -> tuple[MetricRow, ...]:
@@ -134,28 +151,9 @@ def parse_metrics(
     rows: list[MetricRow] = []
     append = rows.append
     for chunk in samples:
-        name, _, value = chunk.partition("=")
-        if " " in value or "\t" in value:  # other keys after the sample: not stored
-            value = value.split(None, 1)[0] if value.strip() else ""
-        number = value.rstrip(_LETTERS)
-        suffix = value[len(number) :]
-        known = memo.get(name)
-        if known is None or known[0] != suffix:
-            known = memo[name] = (suffix, *unit_of(name, suffix))
-        _, unit, factor = known
-        try:
-            number_value: float | None = float(number) * factor
-        except ValueError:
-            number_value = None
-        if number_value is not None and math.isfinite(number_value):
-            append(
-                _new(
-                    MetricRow,
-                    (when, app, process, source, dyno, addon, name, number_value, unit, None),
-                )
-            )
-        else:  # not a number, or beyond a double (1e999)
-            append(
-                _new(MetricRow, (when, app, process, source, dyno, addon, name, None, "", value))
-            )
+        known = memo.get(chunk)
+        if known is None:
+            known = memo[chunk] = _sample(chunk)
+        name, amount, unit, raw = known
+        append(_new(MetricRow, (when, app, process, source, dyno, addon, name, amount, unit, raw)))
     return tuple(rows)

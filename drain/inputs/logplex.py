@@ -65,8 +65,10 @@ from drain.decode.lines import (
     KIND_LOGPLEX_ERROR,
     KIND_MALFORMED_LINE,
     KIND_UNTAGGED,
+    TYPED_ROUTER,
     LineResult,
     TypedLine,
+    as_typed,
     line_decoder,
     quarantine_row,
 )
@@ -80,10 +82,12 @@ from drain.records import (
     EventRow,
     Ledger,
     LostReport,
+    MetricRow,
     Outcome,
     PlatformEventRow,
     QuarantineReason,
     QuarantineRow,
+    RouterRow,
     Row,
 )
 
@@ -252,23 +256,39 @@ def decode_body(
     if max_frames is not None and len(spans) > max_frames:
         raise TooManyFrames(max_frames, spans[max_frames][0])
     untagged = 0
+    router_rows: list[Row] | None = None  # router_requests: its own list, the common case
+    routers = 0
     for offset, start, stop in spans:
         out = decode(body[start:stop], offset, stop - start > max_frame_bytes)
         if type(out) is EventRow:
             append(out)
+        elif type(out) is RouterRow:  # a router line of one row
+            if router_rows is None:
+                router_rows = by_type.get(RouterRow)
+                if router_rows is None:
+                    router_rows = by_type[RouterRow] = rows[ROW_TABLES[RouterRow]] = []
+            router_rows.append(out)
+            routers += 1
         elif out is KIND_UNTAGGED:
             untagged += 1
         elif type(out) is TypedLine:
             kind = out.kind
             by_typed[kind] = by_typed.get(kind, 0) + 1
-            for row in out.rows:
-                kept = by_type.get(type(row))
+            line_rows = out.rows
+            if type(line_rows[0]) is MetricRow:  # a metrics line: all its rows are samples
+                kept = by_type.get(MetricRow)
                 if kept is None:
-                    kept = by_type[type(row)] = rows[ROW_TABLES[type(row)]] = []
-                kept.append(row)
-                if type(row) is PlatformEventRow:
-                    code = row.code or ""
-                    codes[code] = codes.get(code, 0) + 1
+                    kept = by_type[MetricRow] = rows[ROW_TABLES[MetricRow]] = []
+                kept.extend(line_rows)
+            else:
+                for row in line_rows:
+                    kept = by_type.get(type(row))
+                    if kept is None:
+                        kept = by_type[type(row)] = rows[ROW_TABLES[type(row)]] = []
+                    kept.append(row)
+                    if type(row) is PlatformEventRow:
+                        code = row.code or ""
+                        codes[code] = codes.get(code, 0) + 1
             if out.loss is not None:
                 ledger.loss_reports.append(out.loss)
         elif type(out) is QuarantineRow:
@@ -288,6 +308,8 @@ def decode_body(
         ledger.framing_error_offset = error.offset
     if untagged:
         by_kind[KIND_UNTAGGED] = by_kind.get(KIND_UNTAGGED, 0) + untagged
+    if routers:
+        by_typed[TYPED_ROUTER] = by_typed.get(TYPED_ROUTER, 0) + routers
     frames = len(spans)
     ledger.frames = frames
     ledger.events = len(events)
@@ -388,7 +410,7 @@ def _described(
     header_error: LineError | None,
 ) -> FrameOutcome:
     event = out if isinstance(out, EventRow) else None
-    typed = out if isinstance(out, TypedLine) else None
+    typed = as_typed(out)
     quarantine = out if isinstance(out, QuarantineRow) else None
     loss = out if isinstance(out, LostReport) else (typed.loss if typed is not None else None)
     if event is not None:

@@ -17,6 +17,7 @@ from drain.decode.lines import (
     KIND_OUT_OF_WINDOW,
     KIND_UNTAGGED,
     TypedLine,
+    as_typed,
     line_decoder,
 )
 from drain.decode.platform import code_label, parse_platform
@@ -46,7 +47,8 @@ def decode(
     app_name: bytes, proc: bytes, msg: bytes, rules: object = RULES, when: datetime = WHEN
 ) -> object:
     decode_line = line_decoder(NOW, LIMITS, "shop", rules)  # type: ignore[arg-type]
-    return decode_line(when, 134, b"host", app_name, proc, msg, msg, 0)
+    out = decode_line(when, 134, b"host", app_name, proc, msg, msg, 0)
+    return as_typed(out) or out  # a bare RouterRow stands for its TypedLine
 
 
 def test_router_line() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drain.decode.metrics import parse_metrics, unit_of
+from drain.decode.metrics import UnitMemo, parse_metrics, unit_of
 
 WHEN = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
@@ -88,11 +88,16 @@ def test_a_line_without_samples_has_no_rows() -> None:
     assert parse_metrics(WHEN, "", "web.1", b"source=web.1 dyno=x", {}) == ()
 
 
-def test_the_memo_follows_a_changing_suffix() -> None:
-    memo: dict[str, tuple[str, str, float]] = {}
-    first = parse_metrics(WHEN, "", "web.1", b"source=a sample#m=1MB", memo)
-    second = parse_metrics(WHEN, "", "web.1", b"source=a sample#m=1kB", memo)
-    assert (first[0].value, second[0].value) == (1048576.0, 1024.0)
+def test_the_memo_keeps_each_sample_apart() -> None:
+    memo: UnitMemo = {}
+    first = parse_metrics(WHEN, "", "web.1", b"source=a sample#m=1MB sample#n=1MB", memo)
+    second = parse_metrics(WHEN, "", "web.1", b"source=b sample#m=1kB sample#n=1MB", memo)
+    assert [(r.source, r.name, r.value) for r in first + second] == [
+        ("a", "m", 1048576.0),
+        ("a", "n", 1048576.0),
+        ("b", "m", 1024.0),
+        ("b", "n", 1048576.0),
+    ]
 
 
 @pytest.mark.parametrize(
