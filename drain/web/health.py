@@ -20,14 +20,16 @@ The document (JSON)::
 ``warnings`` is empty when all is well; a warning never changes the status. Each is a JSON
 object with a ``kind`` and a human ``message``:
 
-- ``upstream_loss``: the last loss a sender reported to the drain, one warning per app and
-  ``source`` (drain.decode.loss): ``L10`` (Logplex's drain buffer overflowed), ``L12``
-  (log-shuttle's local buffer overflowed: its L12 line or Logplex-Drop-Count), ``L13``
+- ``upstream_loss``: the losses the senders reported to the drain since it started, added
+  up, one warning per app and ``source`` (drain.decode.loss): ``L10`` (Logplex's drain
+  buffer overflowed), ``L12`` (log-shuttle's local buffer overflowed: its L12 line or
+  Logplex-Drop-Count), ``L13``
   (log-shuttle gave up delivering: its L13 line or Logplex-Lost-Count); how many messages,
   since when, for which app (a DRAIN_APPS name, else "other"; never a token). The message
-  says it is the sender's count, which the drain cannot check; for L13, when batches the
-  drain had already stored arrived again from that app since the loss began (retries:
-  ``duplicate``), it says the loss may not be real (the sender gave up on batches whose
+  says it is the sender's count, which the drain cannot check; for L13, when since the loss
+  began the drain stored batches of that app after their sender had closed the connection
+  (``unanswered_since``), or received again batches it had already stored
+  (``retries_since``), it says the loss may not be real (the sender gave up on batches whose
   answer came too late, and they are stored). With several workers each worker writes what
   it saw to a small JSON file of its own in the metrics directory (written whole, then
   renamed), and every worker reads them all (:class:`LossMemory`); they are forgotten when
@@ -109,6 +111,7 @@ class Counters:
             (drain.decode.platform.code_label: a code, ``none`` or ``other``).
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
         too_many_frames: bodies refused (413) for holding more than DRAIN_MAX_FRAMES_PER_BODY.
+        unanswered: batches committed after their sender had closed the connection.
         insecure_refused: POSTs refused (503) for ``X-Forwarded-Proto: http``.
     """
 
@@ -125,6 +128,7 @@ class Counters:
     msg_count_invalid: int = 0
     too_many_frames: int = 0
     insecure_refused: int = 0
+    unanswered: int = 0
     batches_by_app: Counter[str] = field(default_factory=Counter)
     events_stored_by_app: Counter[str] = field(default_factory=Counter)
     not_events_by_kind: Counter[str] = field(default_factory=Counter)
@@ -176,6 +180,7 @@ class Counters:
             "msg_count_mismatches": self.msg_count_mismatches,
             "msg_count_invalid": self.msg_count_invalid,
             "too_many_frames": self.too_many_frames,
+            "unanswered": self.unanswered,
             "insecure_refused": self.insecure_refused,
             "batches_by_app": dict(sorted(self.batches_by_app.items())),
             "events_stored_by_app": dict(sorted(self.events_stored_by_app.items())),
@@ -316,20 +321,25 @@ def loss_warning(
     received_at: datetime,
     retries: int = 0,
     last_retry_at: str | None = None,
+    reports: int = 1,
+    unanswered: int = 0,
 ) -> dict[str, Any]:
-    """The ``upstream_loss`` warning for /health of one app's report from one ``source``
-    (``L10``, ``L12``, ``L13``): ``lost`` messages since ``since`` (UTC or None), reported
-    in the batch received at ``received_at``. ``retries`` counts the batches the drain had
-    already stored that arrived again from this app since the loss began (L13 only), the
-    last at ``last_retry_at`` (ISO text).
+    """The ``upstream_loss`` warning for /health of what one app's senders reported from
+    one ``source`` (``L10``, ``L12``, ``L13``) since the drain started: ``lost`` messages in
+    ``reports`` reports, the earliest since ``since`` (UTC or None), the last in the batch
+    received at ``received_at``. ``retries`` counts the batches the drain had already stored
+    that arrived again from this app since the loss began (L13 only), the last at
+    ``last_retry_at`` (ISO text); ``unanswered`` the batches of this app the drain stored
+    after their sender had closed the connection, since the loss began (L13 only).
 
     ``app`` is the batch's app label (a DRAIN_APPS name, else "other"): /health needs no
     credentials, so it never shows a sender's drain token.
     """
     sender, verb, why = _LOSS_WORDS.get(source, ("the sender", "lost", f"Error {source}"))
     since_text = since.astimezone(UTC).isoformat() if since is not None else None
+    times = "" if reports == 1 else f" in {reports} reports"
     message = (
-        f"{sender} reported {lost} messages {verb} before they reached this drain (app "
+        f"{sender} reported {lost} messages {verb} before they reached this drain{times} (app "
         f"{app}{', since ' + since_text if since_text else ''}; {why}). This is the "
         "sender's count: the drain cannot check it"
     )
@@ -337,11 +347,21 @@ def loss_warning(
         message += (
             "; a batch the drain stored but answered too late is counted lost by the sender as well"
         )
+        seen = []
+        if unanswered:
+            seen.append(
+                f"{unanswered} batches of this app were stored after the sender had stopped "
+                "waiting for the answer"
+            )
         if retries:
+            seen.append(
+                f"{retries} batches this drain had already stored were sent again by this app "
+                f"(retries, last at {last_retry_at})"
+            )
+        if seen:
             message += (
-                f". Since the loss began, {retries} batches this drain had already stored "
-                f"were sent again by this app (retries, last at {last_retry_at}): the loss "
-                "may not be real; compare the sender's count with received_batches"
+                f". Since the loss began, {' and '.join(seen)}: the loss may not be real; "
+                "compare the sender's count with received_batches"
             )
     warning: dict[str, Any] = {
         "kind": "upstream_loss",
@@ -349,11 +369,13 @@ def loss_warning(
         "app": app,
         "source": source,
         "lost": lost,
+        "reports": reports,
         "since": since_text,
         "reported_at": received_at.astimezone(UTC).isoformat(),
     }
     if source == SOURCE_L13:
         warning["retries_since"] = retries
+        warning["unanswered_since"] = unanswered
     return warning
 
 
@@ -361,8 +383,9 @@ class LossMemory:
     """The upstream losses this drain was told of, and the retries it saw, for every
     worker's /health (see the module docstring).
 
-    Per app label and loss source it keeps the last report (``lost``, ``since``, when it
-    arrived); per app label the times of the latest duplicate batches (at most 1,000). With
+    Per app label and loss source it adds up the reports since the drain started (messages,
+    reports, the earliest ``since``, when the last arrived); per app label it keeps the times
+    of the latest duplicate batches (at most 1,000). With
     one worker it lives in this object; with several (``directory`` is the shared metrics
     directory, PROMETHEUS_MULTIPROC_DIR) each worker also writes its own part to
     ``<directory>/drain-upstream-loss-<pid>.json`` (written whole, then renamed, so a reader
@@ -373,26 +396,46 @@ class LossMemory:
         self._directory = directory
         self._losses: dict[str, dict[str, Any]] = {}
         self._duplicates: dict[str, list[str]] = {}
+        self._unanswered: dict[str, list[str]] = {}
 
     def remember_loss(self, app: str, loss: BatchLoss, received_at: datetime) -> None:
-        """Keep the batch's loss by source (``loss.by_code``), for app label ``app``."""
+        """Add the batch's loss by source (``loss.by_code``) to what app label ``app``'s
+        senders reported since the drain started: messages, reports, the earliest
+        ``since``, the latest report's time."""
         for source, lost in loss.by_code.items():
-            since = max(
+            since = min(
                 (r.since for r in loss.reports if r.source == source and r.since is not None),
                 default=None,
             )
-            self._losses[f"{app}/{source}"] = {
+            key = f"{app}/{source}"
+            record = self._losses.get(key) or {
                 "app": app,
                 "source": source,
-                "lost": lost,
-                "since": since.isoformat() if since is not None else None,
-                "reported_at": received_at.astimezone(UTC).isoformat(),
+                "lost": 0,
+                "reports": 0,
+                "since": None,
+                "reported_at": None,
             }
+            record["lost"] += lost
+            record["reports"] += 1
+            if since is not None:
+                text = since.astimezone(UTC).isoformat()
+                record["since"] = _earliest(record["since"], text)
+            record["reported_at"] = received_at.astimezone(UTC).isoformat()
+            self._losses[key] = record
         self._save()
 
     def remember_duplicate(self, app: str, received_at: datetime) -> None:
         """Note that app label ``app`` sent a batch that was already stored (a retry)."""
-        seen = self._duplicates.setdefault(app, [])
+        self._note(self._duplicates, app, received_at)
+
+    def remember_unanswered(self, app: str, received_at: datetime) -> None:
+        """Note that a batch of app label ``app`` was stored after its sender had closed the
+        connection (so the sender counts it as failed)."""
+        self._note(self._unanswered, app, received_at)
+
+    def _note(self, times: dict[str, list[str]], app: str, received_at: datetime) -> None:
+        seen = times.setdefault(app, [])
         seen.append(received_at.astimezone(UTC).isoformat())
         del seen[:-_MAX_DUPLICATES]
         self._save()
@@ -403,12 +446,26 @@ class LossMemory:
         path = os.path.join(self._directory, f"{LOSS_FILE_PREFIX}{os.getpid()}.json")
         temporary = f"{path}.tmp"
         with open(temporary, "wb") as out:
-            out.write(orjson.dumps({"losses": self._losses, "duplicates": self._duplicates}))
+            out.write(
+                orjson.dumps(
+                    {
+                        "losses": self._losses,
+                        "duplicates": self._duplicates,
+                        "unanswered": self._unanswered,
+                    }
+                )
+            )
         os.replace(temporary, path)
 
     def _parts(self) -> list[dict[str, Any]]:
         if self._directory is None:
-            return [{"losses": self._losses, "duplicates": self._duplicates}]
+            return [
+                {
+                    "losses": self._losses,
+                    "duplicates": self._duplicates,
+                    "unanswered": self._unanswered,
+                }
+            ]
         parts = []
         for path in sorted(glob.glob(os.path.join(self._directory, f"{LOSS_FILE_PREFIX}*.json"))):
             with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError, OSError):
@@ -419,27 +476,33 @@ class LossMemory:
         return parts
 
     def warnings(self) -> list[dict[str, Any]]:
-        """One ``upstream_loss`` warning per app and source, the newest report of any
-        worker, ordered by app and source (see :func:`loss_warning`)."""
+        """One ``upstream_loss`` warning per app and source: every worker's reports added
+        up, ordered by app and source (see :func:`loss_warning`)."""
         losses: dict[str, dict[str, Any]] = {}
         duplicates: dict[str, list[str]] = {}
+        unanswered: dict[str, list[str]] = {}
         for part in self._parts():
             for key, record in (part.get("losses") or {}).items():
-                if key not in losses or record["reported_at"] > losses[key]["reported_at"]:
-                    losses[key] = record
+                found = losses.get(key)
+                if found is None:
+                    losses[key] = dict(record)
+                    continue
+                found["lost"] += record["lost"]
+                found["reports"] += record["reports"]
+                found["since"] = _earliest(found["since"], record["since"])
+                found["reported_at"] = max(found["reported_at"], record["reported_at"])
             for app, times in (part.get("duplicates") or {}).items():
                 duplicates.setdefault(app, []).extend(times)
+            for app, times in (part.get("unanswered") or {}).items():
+                unanswered.setdefault(app, []).extend(times)
         out = []
         for key in sorted(losses):
             record = losses[key]
             since = datetime.fromisoformat(record["since"]) if record["since"] else None
             reported = datetime.fromisoformat(record["reported_at"])
             start = since if since is not None else reported
-            retries = sorted(
-                at
-                for at in map(datetime.fromisoformat, duplicates.get(record["app"], []))
-                if at >= start
-            )
+            retries = _since(duplicates.get(record["app"], []), start)
+            late = _since(unanswered.get(record["app"], []), start)
             out.append(
                 loss_warning(
                     record["app"],
@@ -449,9 +512,23 @@ class LossMemory:
                     reported,
                     len(retries),
                     retries[-1].isoformat() if retries else None,
+                    reports=record["reports"],
+                    unanswered=len(late),
                 )
             )
         return out
+
+
+def _since(times: list[str], start: datetime) -> list[datetime]:
+    """The ISO ``times`` at or after ``start``, sorted."""
+    return sorted(at for at in map(datetime.fromisoformat, times) if at >= start)
+
+
+def _earliest(a: str | None, b: str | None) -> str | None:
+    """The earlier of two ISO times (UTC), either may be None."""
+    if a is None or b is None:
+        return a or b
+    return a if datetime.fromisoformat(a) <= datetime.fromisoformat(b) else b
 
 
 def platform_warnings(found: list[RecentCode], window_s: float, label: Any) -> list[dict[str, Any]]:

@@ -216,6 +216,10 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
         finally:
             stats = writer.stats()
             state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
+        if not result.duplicate and await request.is_disconnected():
+            # stored, but the sender stopped waiting for the answer: it counts the batch as
+            # failed (log-shuttle: lost, L13) although it is stored
+            report.unanswered = True
     report.result = result
     if not (result is not None and result.duplicate):
         headers = request.headers

@@ -55,6 +55,9 @@ drain_platform_events_total               counter    ``code``: platform events c
                                                      Heroku error code (H10 ... L15, none,
                                                      other)
 drain_duplicate_batches_total             counter    batches whose frame id was committed before
+drain_unanswered_batches_total            counter    batches committed after their sender had
+                                                     closed the connection (it counts them as
+                                                     failed)
 drain_msg_count_mismatches_total          counter    Logplex-Msg-Count differed from the frames
 drain_commit_rows                         histogram  rows per COPY transaction (group commit)
 drain_commit_duration_seconds             histogram  seconds per group write, ensure to COMMIT
@@ -179,6 +182,12 @@ class Metrics:
         self.duplicates = Counter(
             "drain_duplicate_batches",
             "Batches skipped because their (drain token, frame id) was already committed.",
+            registry=r,
+        )
+        self.unanswered = Counter(
+            "drain_unanswered_batches",
+            "Batches committed after their sender had closed the connection (it counts them "
+            "as failed; log-shuttle reports them lost, L13).",
             registry=r,
         )
         self.msg_count_mismatches = Counter(

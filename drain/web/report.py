@@ -59,6 +59,8 @@ class BatchReport:
         received_at: when the body was received, UTC.
         refusal: a :class:`Refusal` value, when the request was refused for one.
         msg_count_invalid: Logplex-Msg-Count was not a non-negative integer (ignored).
+        unanswered: the batch was committed after its sender had closed the connection (it
+            stopped waiting: log-shuttle's ``-timeout``), so the sender counts it as failed.
     """
 
     request_id: str | None
@@ -73,6 +75,7 @@ class BatchReport:
     received_at: datetime | None = None
     refusal: str | None = None
     msg_count_invalid: bool = False
+    unanswered: bool = False
 
     @property
     def logged_request_id(self) -> str | None:
@@ -104,6 +107,8 @@ class BatchReport:
                 duplicate=bool(result and result.duplicate),
                 lost_upstream=self.loss.lost if self.loss else 0,
             )
+            if self.unanswered:
+                fields["unanswered"] = True
             if ledger.msg_count_mismatch:
                 fields["msg_count_header"] = ledger.msg_count_header
         return fields
@@ -156,6 +161,10 @@ class Telemetry:
         result = report.result
         if result is not None and result.duplicate and report.received_at is not None:
             self.losses.remember_duplicate(app, report.received_at)
+        if report.unanswered and report.received_at is not None:
+            counters.unanswered += 1
+            metrics.unanswered.inc()
+            self.losses.remember_unanswered(app, report.received_at)
         fields = report.log_fields()
         if status < 400:
             self._log.info("batch", **fields)

@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
@@ -241,3 +244,81 @@ async def test_the_database_key_hashes_alike_across_restarts(migrated_url: str) 
         r["fwd"]
         for r in await fetch(migrated_url, "SELECT fwd FROM router_requests WHERE frame_id = 'raw'")
     ] == ["198.51.100.7"]
+
+
+async def test_reports_of_one_source_add_up_since_the_drain_started(migrated_url: str) -> None:
+    """log-shuttle reports its drops in more than one batch (each covers its own span):
+    /health adds them up, with the earliest since."""
+    first, second = NOW - timedelta(seconds=50), NOW - timedelta(seconds=20)
+    async with drain(migrated_url) as client:
+        for n, (since, count) in enumerate(((first, 200), (second, 6900))):
+            line = frame(
+                f"<172>1 {(since + timedelta(seconds=5)).isoformat()} heroku app log-shuttle - "
+                f"Error L12: {count} messages dropped since {since.isoformat()}\n"
+            )
+            headers = {**SHUTTLE, "Logplex-Drop-Count": str(count), "X-Request-Id": f"d{n}"}
+            assert (await client.post("/logs", content=line, headers=headers)).status_code == 200
+        warnings = (await client.get("/health")).json()["warnings"]
+    (warning,) = [w for w in warnings if w["kind"] == "upstream_loss"]
+    assert (warning["lost"], warning["reports"], warning["since"]) == (7100, 2, first.isoformat())
+    assert "7100 messages dropped before they reached this drain in 2 reports" in warning["message"]
+
+
+async def test_a_batch_stored_after_its_sender_left_makes_the_l13_doubtful(
+    migrated_url: str,
+) -> None:
+    """log-shuttle's -timeout: it closes the connection while the drain commits, counts the
+    batch lost (L13), and does not always retry. The drain sees the closed connection after
+    its COMMIT, counts the batch unanswered, and the L13 warning says the loss may not be
+    real. The COMMIT is held back here by a transaction that holds the batch's ledger key."""
+    at = NOW - timedelta(seconds=30)
+    body = frame(f"<190>1 {at.isoformat()} host app web.1 - @[shop.x] {{}}\n")
+    request = (
+        b"POST /logs HTTP/1.1\r\nHost: drain\r\nContent-Type: application/logplex-1\r\n"
+        b"X-Request-Id: slow-1\r\nAuthorization: Basic "
+        + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode())
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    blocker = await asyncpg.connect(migrated_url)
+    app = create_app(settings(), database_url=migrated_url, clock=lambda: NOW)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("INSERT INTO received_batches VALUES ('', 'slow-1', now(), 0, 0)")
+        async with served_app(app) as base, httpx.AsyncClient(base_url=base, auth=AUTH) as client:
+            port = int(base.rsplit(":", 1)[1])
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await writer.drain()
+            for _ in range(200):  # the writer's claim waits on the blocker's key
+                waiting = await blocker.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.05)
+            writer.close()  # the sender stops waiting
+            await writer.wait_closed()
+            await asyncio.sleep(0.2)
+            await tx.rollback()  # the drain's COMMIT goes through
+            for _ in range(100):
+                if (await client.get("/health")).json()["counters"]["unanswered"]:
+                    break
+                await asyncio.sleep(0.05)
+            l13 = frame(
+                f"<172>1 {NOW.isoformat()} heroku app log-shuttle - Error L13: 1 messages lost "
+                f"since {(at - timedelta(seconds=5)).isoformat()}\n"
+            )
+            await client.post("/logs", content=l13, headers={**SHUTTLE, "X-Request-Id": "l13"})
+            health = (await client.get("/health")).json()
+    finally:
+        await blocker.close()
+    assert health["counters"]["unanswered"] == 1
+    (warning,) = [w for w in health["warnings"] if w["kind"] == "upstream_loss"]
+    assert (warning["unanswered_since"], warning["retries_since"]) == (1, 0)
+    assert "stored after the sender had stopped waiting" in warning["message"]
+    assert "the loss may not be real" in warning["message"]
+    assert (await counts(migrated_url))["raw_events"] == 1  # it is stored
