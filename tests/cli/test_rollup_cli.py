@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from drain.rollups.runner import load_rollups
 from drain.store.migrate import migrate
 from tests.support.served import clean_env, drain_command
 
@@ -89,6 +90,7 @@ async def test_backfill_list_and_run(database_url: str) -> None:
 
 async def test_clock_runs_due_ticks_and_stops_on_sigterm(database_url: str) -> None:
     await migrate(database_url)
+    shipped = len(load_rollups())
     proc = await asyncio.create_subprocess_exec(
         *drain_command(),
         "clock",
@@ -101,12 +103,12 @@ async def test_clock_runs_due_ticks_and_stops_on_sigterm(database_url: str) -> N
         try:
             deadline = time.monotonic() + 30
             ran = 0
-            while time.monotonic() < deadline and ran < 2:  # bounded start-up polling
+            while time.monotonic() < deadline and ran < shipped:  # bounded start-up polling
                 ran = await conn.fetchval("SELECT count(*) FROM rollup_runs WHERE error IS NULL")
                 await asyncio.sleep(0.1)
         finally:
             await conn.close()
-        assert ran == 2  # the latest tick of each shipped rollup
+        assert ran == shipped == 5  # the latest tick of each shipped rollup
         proc.send_signal(signal.SIGTERM)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     finally:
