@@ -216,7 +216,7 @@ class _HerokuLines:
     def __init__(self, rules: LineRules, app: str) -> None:
         self.rules = rules
         self.app = app
-        self.units: UnitMemo = {}
+        self.units = UnitMemo()
         self.procs: dict[bytes, str] = {}
         self.clients = _Clients(rules)
         self.keep_fwd = rules.client is ClientMode.RAW

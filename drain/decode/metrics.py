@@ -61,9 +61,19 @@ _new = tuple.__new__
 #: the PROCIDs of the add-ons whose metrics lines are read
 ADDON_PROCESSES = frozenset({b"heroku-postgres", b"heroku-redis", b"heroku-kafka"})
 
-#: per body: a sample's ``name=value`` text -> its (name, value, unit, raw) columns; many
-#: samples repeat from line to line (memory_quota=512.00MB, memory_swap=0.00MB, tables=42)
-UnitMemo = dict[str, tuple[str, float | None, str, str | None]]
+
+class UnitMemo(dict[str, tuple[str, float | None, str, str | None]]):
+    """The decoder's per-body memo: a sample's ``name=value`` text -> its (name, value,
+    unit, raw) columns (many samples repeat from line to line: memory_quota=512.00MB,
+    memory_swap=0.00MB, tables=42), and in :attr:`units` each (name, suffix)'s (unit,
+    factor) (:func:`unit_of`)."""
+
+    __slots__ = ("units",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.units: dict[tuple[str, str], tuple[str, float]] = {}
+
 
 #: what follows a sample's number: its suffix (``MB``, ``pages``)
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%"
@@ -101,13 +111,20 @@ def unit_of(name: str, suffix: str) -> tuple[str, float]:
     return "count", 1.0
 
 
-def _sample(chunk: str) -> tuple[str, float | None, str, str | None]:
-    """The (name, value, unit, raw) columns of one sample's ``name=value`` text."""
+def _sample(
+    chunk: str, units: dict[tuple[str, str], tuple[str, float]]
+) -> tuple[str, float | None, str, str | None]:
+    """The (name, value, unit, raw) columns of one sample's ``name=value`` text; ``units``
+    memoises :func:`unit_of`."""
     name, _, value = chunk.partition("=")
     if " " in value:  # other keys after the sample: not stored
         value = value.split(None, 1)[0] if value.strip() else ""
     number = value.rstrip(_LETTERS)
-    unit, factor = unit_of(name, value[len(number) :])
+    key = (name, value[len(number) :])
+    found = units.get(key)
+    if found is None:
+        found = units[key] = unit_of(*key)
+    unit, factor = found
     try:
         amount = float(number) * factor
     except ValueError:
@@ -128,7 +145,7 @@ def parse_metrics(
         app: the app the batch came from (:attr:`drain.records.EventRow.app`).
         process: the line's PROCID as text (``web.1``, ``heroku-postgres``).
         msg: the MSG.
-        memo: the body's :data:`UnitMemo` (the decoder keeps one per body).
+        memo: the body's :class:`UnitMemo` (the decoder keeps one per body).
 
     Never raises, whatever the bytes (invalid UTF-8 is replaced, U+0000 too).
     """
@@ -153,7 +170,7 @@ def parse_metrics(
     for chunk in samples:
         known = memo.get(chunk)
         if known is None:
-            known = memo[chunk] = _sample(chunk)
+            known = memo[chunk] = _sample(chunk, memo.units)
         name, amount, unit, raw = known
         append(_new(MetricRow, (when, app, process, source, dyno, addon, name, amount, unit, raw)))
     return tuple(rows)

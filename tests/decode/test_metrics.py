@@ -15,7 +15,9 @@ WHEN = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
 def values(msg: bytes, process: str = "web.1") -> list[tuple[str, float | None, str, str | None]]:
-    return [(r.name, r.value, r.unit, r.raw) for r in parse_metrics(WHEN, "a", process, msg, {})]
+    return [
+        (r.name, r.value, r.unit, r.raw) for r in parse_metrics(WHEN, "a", process, msg, UnitMemo())
+    ]
 
 
 def test_runtime_memory_line() -> None:
@@ -26,7 +28,7 @@ def test_runtime_memory_line() -> None:
         b"sample#memory_swap=0.00MB sample#memory_pgpgin=348836pages "
         b"sample#memory_pgpgout=343403pages"
     )
-    rows = parse_metrics(WHEN, "shop", "web.1", msg, {})
+    rows = parse_metrics(WHEN, "shop", "web.1", msg, UnitMemo())
     assert {(r.source, r.dyno, r.addon, r.process, r.app) for r in rows} == {
         ("web.1", "heroku.2808254.d97d0ea7-cf3d-411b-b453-d2943a50b456", None, "web.1", "shop")
     }
@@ -49,7 +51,7 @@ def test_postgres_addon_line() -> None:
         b"sample#tmp-disk-used=543600640 sample#memory-total=8036340kB "
         b"sample#wal-percentage-used=0.06427136779541504"
     )
-    rows = parse_metrics(WHEN, "", "heroku-postgres", msg, {})
+    rows = parse_metrics(WHEN, "", "heroku-postgres", msg, UnitMemo())
     assert {(r.source, r.addon, r.dyno) for r in rows} == {
         ("HEROKU_POSTGRESQL_YELLOW", "postgresql-reticulated-12345", None)
     }
@@ -77,7 +79,7 @@ def test_unknown_metrics_and_odd_values_are_kept() -> None:
 
 def test_head_keys_in_another_order_and_other_keys_between_samples() -> None:
     msg = b"dyno=heroku.1 at=info source=run.1234 sample#a=1 note=x sample#b=2widgets"
-    rows = parse_metrics(WHEN, "", "run.1234", msg, {})
+    rows = parse_metrics(WHEN, "", "run.1234", msg, UnitMemo())
     assert [(r.source, r.dyno, r.name, r.value, r.unit) for r in rows] == [
         ("run.1234", "heroku.1", "a", 1.0, "count"),
         ("run.1234", "heroku.1", "b", 2.0, "widgets"),
@@ -85,11 +87,11 @@ def test_head_keys_in_another_order_and_other_keys_between_samples() -> None:
 
 
 def test_a_line_without_samples_has_no_rows() -> None:
-    assert parse_metrics(WHEN, "", "web.1", b"source=web.1 dyno=x", {}) == ()
+    assert parse_metrics(WHEN, "", "web.1", b"source=web.1 dyno=x", UnitMemo()) == ()
 
 
 def test_the_memo_keeps_each_sample_apart() -> None:
-    memo: UnitMemo = {}
+    memo = UnitMemo()
     first = parse_metrics(WHEN, "", "web.1", b"source=a sample#m=1MB sample#n=1MB", memo)
     second = parse_metrics(WHEN, "", "web.1", b"source=b sample#m=1kB sample#n=1MB", memo)
     assert [(r.source, r.name, r.value) for r in first + second] == [
@@ -119,7 +121,7 @@ def test_units_by_name(name: str, suffix: str, unit: str) -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=300))
 def test_any_bytes_are_read(msg: bytes) -> None:
-    for row in parse_metrics(WHEN, "", "p", b"source=s " + msg + b" sample#z=" + msg, {}):
+    for row in parse_metrics(WHEN, "", "p", b"source=s " + msg + b" sample#z=" + msg, UnitMemo()):
         for value in row:
             assert not (isinstance(value, str) and "\x00" in value)
         assert row.value is None or row.value == row.value  # never NaN
