@@ -408,9 +408,10 @@ class Settings(BaseSettings):
         ge=0,
         le=36500,
         description=(
-            "Partitions of `raw_events` whose day is older (and outside `DRAIN_ACCEPT_PAST_S`) "
-            "are detached and dropped by maintenance; `received_batches` and `quarantine` rows "
-            "received earlier are deleted. `0` keeps everything."
+            "Partitions of `raw_events` and of the tables of Heroku's lines whose day is older "
+            "(and outside `DRAIN_ACCEPT_PAST_S`) are detached and dropped by maintenance; "
+            "`received_batches` and `quarantine` rows received earlier are deleted. `0` keeps "
+            "everything."
         ),
         json_schema_extra={"unit": "days"},
     )
