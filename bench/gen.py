@@ -77,6 +77,9 @@ class Body:
     body: bytes
     frames: int
     events: tuple[EventRow, ...]
+    #: frames by kind (event, router, runtime_metrics, addon_metrics, platform, plain), for
+    #: the bodies of :func:`make_mix_body`
+    kinds: tuple[tuple[str, int], ...] = ()
 
 
 def _timestamp(t: datetime) -> str:
@@ -194,6 +197,160 @@ def make_body(
         if event is not None:
             events.append(event)
     return Body(body=b"".join(parts), frames=len(parts), events=tuple(events))
+
+
+#: the realistic mix of a Heroku app's drain (the issue "Heroku's own lines become data"):
+#: share of frames by kind
+MIX = (("router", 0.60), ("event", 0.20), ("metrics", 0.15), ("other", 0.05))
+_STATUSES = (200, 200, 200, 200, 200, 200, 201, 204, 301, 302, 304, 404, 500)
+_DYNO_ID = "heroku.2808254.d97d0ea7-cf3d-411b-b453-d2943a50b456"
+_PLATFORM = (
+    "State changed from starting to up",
+    "Error R14 (Memory quota exceeded)",
+    "Process exited with status 0",
+    "Starting process with command `bundle exec puma`",
+    "Stopping all processes with SIGTERM",
+)
+
+
+#: clients of one body of the mix: a page view is several requests from one client (the
+#: page, its assets, its API calls), so a body of ~260 router lines holds far fewer
+#: addresses than lines; 150 is a busy minute of a small shop
+_CLIENTS = 150
+
+
+def _mix_router_line(rng: random.Random, ts: str, dyno: str) -> bytes:
+    """A router line of the mix: status codes of a real app, 1 in 100 an H12, the client
+    one of :data:`_CLIENTS` addresses."""
+    if rng.random() < 0.01:
+        return (
+            f'<158>1 {ts} host heroku router - at=error code=H12 desc="Request timeout" '
+            f'method=GET path="/reports/{rng.randrange(1, 999)}" host=shop.example.com '
+            f'request_id={rng.getrandbits(64):016x} fwd="198.51.100.{rng.randrange(1, 255)}" '
+            f"dyno={dyno} connect=1ms service=30000ms status=503 bytes=0 protocol=https"
+        ).encode("ascii")
+    line = _router_line(rng, ts, dyno)
+    fwd = line.index(b'fwd="') + 5
+    client = b"203.0.113.%d" % rng.randrange(_CLIENTS)
+    line = line[:fwd] + client + line[line.index(b'"', fwd) :]
+    return line.replace(b"status=200", b"status=%d" % rng.choice(_STATUSES))
+
+
+def _metrics_line(rng: random.Random, ts: str, dyno: str) -> tuple[str, bytes]:
+    """(kind, line): a runtime memory or load line (9 in 10), else a Postgres metrics line."""
+    if rng.random() < 0.1:
+        return "addon_metrics", (
+            f"<134>1 {ts} host app heroku-postgres - source=DATABASE addon=postgresql-x-1 "
+            f"sample#current_transaction={rng.randrange(10**6, 10**8)} "
+            f"sample#db_size={rng.randrange(10**8, 10**10)}bytes sample#tables=42 "
+            f"sample#active-connections={rng.randrange(1, 40)} sample#waiting-connections=0 "
+            f"sample#index-cache-hit-rate=0.9{rng.randrange(100, 999)} "
+            f"sample#table-cache-hit-rate=0.9{rng.randrange(100, 999)} sample#load-avg-1m=0.1 "
+            f"sample#load-avg-5m=0.1 sample#load-avg-15m=0.1 sample#read-iops=1.5 "
+            f"sample#write-iops=2.5 sample#memory-total=8036340kB sample#memory-free=80640kB "
+            f"sample#memory-cached=7319340kB sample#memory-postgres=23380kB"
+        ).encode("ascii")
+    if rng.random() < 0.5:
+        rss = rng.uniform(100, 500)
+        return "runtime_metrics", (
+            f"<134>1 {ts} host heroku {dyno} - source={dyno} dyno={_DYNO_ID} "
+            f"sample#memory_total={rss:.2f}MB sample#memory_rss={rss:.2f}MB "
+            f"sample#memory_cache=0.38MB sample#memory_swap=0.00MB "
+            f"sample#memory_pgpgin={rng.randrange(10**4, 10**6)}pages "
+            f"sample#memory_pgpgout={rng.randrange(10**4, 10**6)}pages "
+            f"sample#memory_quota=512.00MB"
+        ).encode("ascii")
+    return "runtime_metrics", (
+        f"<134>1 {ts} host heroku {dyno} - source={dyno} dyno={_DYNO_ID} "
+        f"sample#load_avg_1m={rng.uniform(0, 4):.2f} sample#load_avg_5m={rng.uniform(0, 4):.2f} "
+        f"sample#load_avg_15m={rng.uniform(0, 4):.2f}"
+    ).encode("ascii")
+
+
+def make_mix_body(rng: random.Random, now: datetime, *, target_bytes: int = BODY_BYTES) -> Body:
+    """One body of the realistic mix (:data:`MIX`): router lines, events, runtime and add-on
+    metrics, and the rest split between platform lines and plain app output. Times as
+    :func:`make_body`'s; ``Body.kinds`` counts the frames by kind."""
+    if now.tzinfo is None:
+        raise ValueError("now must be tz-aware (UTC)")
+    now = now.astimezone(UTC)
+    parts: list[bytes] = []
+    events: list[EventRow] = []
+    kinds: dict[str, int] = {}
+    size = 0
+    t = now - timedelta(seconds=60)
+    for _ in range(target_bytes):  # bounded: every frame is > 1 byte
+        t += timedelta(microseconds=rng.randrange(1, 60))
+        ts = _timestamp(t)
+        dyno = f"web.{rng.randrange(1, 5)}"
+        r = rng.random()
+        event: EventRow | None = None
+        if r < 0.60:
+            kind, msg = "router", _mix_router_line(rng, ts, dyno)
+        elif r < 0.80:
+            tag, payload = _event_payload(rng)
+            kind = "event"
+            msg = f"<{_APP_PRI}>1 {ts} host app {dyno} - @[{tag}] {payload}".encode()
+            event = EventRow(t, tag, payload, _APP_PRI // 8, _APP_PRI % 8, "host", "app", dyno, "")
+        elif r < 0.95:
+            kind, msg = _metrics_line(rng, ts, dyno)
+        elif r < 0.975:
+            kind = "platform"
+            msg = f"<45>1 {ts} host heroku {dyno} - {rng.choice(_PLATFORM)}".encode("ascii")
+        else:
+            kind = "plain"
+            msg = f"<{_APP_PRI}>1 {ts} host app {dyno} - Completed 200 OK in 12ms".encode("ascii")
+        frame = _frame(msg)
+        if size + len(frame) > target_bytes:
+            break
+        parts.append(frame)
+        size += len(frame)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if event is not None:
+            events.append(event)
+    return Body(
+        body=b"".join(parts),
+        frames=len(parts),
+        events=tuple(events),
+        kinds=tuple(sorted(kinds.items())),
+    )
+
+
+def make_kind_body(kind: str, rng: random.Random, now: datetime, *, frames: int = 600) -> Body:
+    """A body of ``frames`` frames of one kind of line, as :func:`make_mix_body` makes
+    them: ``event``, ``router``, ``runtime_metrics``, ``addon_metrics``, ``platform`` or
+    ``plain`` (for the decode cost per line of each kind, bench/lines.py).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    parts: list[bytes] = []
+    events: list[EventRow] = []
+    t = now.astimezone(UTC) - timedelta(seconds=60)
+    for _ in range(frames):
+        t += timedelta(microseconds=rng.randrange(1, 60))
+        ts, dyno = _timestamp(t), f"web.{rng.randrange(1, 5)}"
+        if kind == "event":
+            tag, payload = _event_payload(rng)
+            msg = f"<{_APP_PRI}>1 {ts} host app {dyno} - @[{tag}] {payload}".encode()
+            events.append(
+                EventRow(t, tag, payload, _APP_PRI // 8, _APP_PRI % 8, "host", "app", dyno, "")
+            )
+        elif kind == "router":
+            msg = _mix_router_line(rng, ts, dyno)
+        elif kind in ("runtime_metrics", "addon_metrics"):
+            for _attempt in range(1000):  # bounded: 1 in 10 is an add-on line
+                found, msg = _metrics_line(rng, ts, dyno)
+                if found == kind:
+                    break
+        elif kind == "platform":
+            msg = f"<45>1 {ts} host heroku {dyno} - {rng.choice(_PLATFORM)}".encode("ascii")
+        elif kind == "plain":
+            msg = f"<{_APP_PRI}>1 {ts} host app {dyno} - Completed 200 OK in 12ms".encode("ascii")
+        else:
+            raise ValueError(f"unknown kind of line {kind!r}")
+        parts.append(_frame(msg))
+    return Body(b"".join(parts), frames, tuple(events), ((kind, frames),))
 
 
 def make_bodies(

@@ -56,8 +56,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -183,6 +184,9 @@ class ShuttleRun:
     lost_upstream_counted: int
     stderr_tail: str
     exit_code: int | None
+    #: /health's upstream_loss warnings at the end of the run: (source, lost, retries_since,
+    #: unanswered_since); the last two None for another source than L13
+    health_losses: list[tuple[str, int, int | None, int | None]] = field(default_factory=list)
 
 
 def _read_stats(path: Path) -> tuple[dict[str, float], float | None]:
@@ -211,9 +215,10 @@ def _read_stats(path: Path) -> tuple[dict[str, float], float | None]:
 
 
 def _drain_reports(log_path: Path) -> tuple[int, int, int]:
-    """From the drain's ``batch`` log lines: (POSTs that held not-event lines, those
-    lines, messages counted lost upstream). The bench lines are all events, so a not-event
-    here is a log-shuttle report (L12 or L13)."""
+    """From the drain's ``batch`` log lines: (POSTs that held lines other than events, those
+    lines, messages counted lost upstream). The bench lines are all events, so another line
+    here is a log-shuttle report (L12 or L13: a typed platform line, or a not-event when
+    platform_events is off)."""
     posts = lines = lost = 0
     with contextlib.suppress(OSError):
         for raw in log_path.read_bytes().splitlines():
@@ -225,7 +230,7 @@ def _drain_reports(log_path: Path) -> tuple[int, int, int]:
                 continue
             if rec.get("event") != "batch":
                 continue
-            ne = int(rec.get("not_events") or 0)
+            ne = int(rec.get("not_events") or 0) + int(rec.get("typed_lines") or 0)
             if ne:
                 posts += 1
                 lines += ne
@@ -245,6 +250,17 @@ async def _wait_for(timeout_s: float, pred: Callable[[], Awaitable[bool]]) -> bo
     return False
 
 
+def _health_losses(port: int) -> list[tuple[str, int, int | None, int | None]]:
+    """The upstream_loss warnings of the drain's /health on 127.0.0.1:``port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+        document = orjson.loads(answer.read())
+    return [
+        (w["source"], w["lost"], w.get("retries_since"), w.get("unanswered_since"))
+        for w in document.get("warnings", [])
+        if w.get("kind") == "upstream_loss"
+    ]
+
+
 async def shuttle_run(
     db_url: str,
     log_dir: Path,
@@ -254,6 +270,7 @@ async def shuttle_run(
     rate: float,
     block: bool = False,
     service_env: dict[str, str],
+    extra_flags: Sequence[str] = (),
 ) -> ShuttleRun:
     """One drain, one log-shuttle process; ``lines`` lines at ``rate`` lines/s (0: unpaced);
     ``block``: with ``-drop=false``."""
@@ -269,6 +286,7 @@ async def shuttle_run(
     payload = b"".join(b'@[%s] {"n":%d}\n' % (SHUTTLE_TAG.encode(), i) for i in range(lines))
     proc: subprocess.Popen[bytes] | None = None
     feed_s = delivered_s = 0.0
+    health_losses: list[tuple[str, int, int | None, int | None]] = []
     try:
         with out_path.open("wb") as out, err_path.open("wb") as err:
             proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
@@ -277,6 +295,7 @@ async def shuttle_run(
                     "-logs-url",
                     url,
                     *SHUTTLE_FLAGS,
+                    *extra_flags,
                     *(["-drop=false"] if block else []),
                     "-stats-interval",
                     "100ms",
@@ -327,6 +346,7 @@ async def shuttle_run(
 
         await _wait_for(10.0, end_stored)
         await asyncio.sleep(0.25)  # one more stats line
+        health_losses = await asyncio.to_thread(_health_losses, svc.port)
         proc.stdin.close()
         try:
             await asyncio.to_thread(proc.wait, 30)
@@ -357,6 +377,7 @@ async def shuttle_run(
         lost_upstream_counted=lost,
         stderr_tail=" | ".join(err_text[-3:]),
         exit_code=proc.returncode if proc is not None else None,
+        health_losses=health_losses,
     )
 
 
@@ -386,6 +407,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
             "lines/s to feed log-shuttle, comma-separated; 0 = as fast as the pipe takes them; "
             "RATE/block = with -drop=false"
         ),
+    )
+    ap.add_argument(
+        "--shuttle-flags",
+        default="",
+        help="more log-shuttle flags, space-separated, e.g. '-timeout 40ms'",
     )
     ap.add_argument("--skip", default="", help="sections to skip: low,small,high,shuttle")
     ap.add_argument(
@@ -472,16 +498,17 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     for r in args.shuttle_rates.split(",")
                     if r.strip()
                 ]
+                extra = args.shuttle_flags.split()
                 print(
-                    f"\n## log-shuttle {' '.join(SHUTTLE_FLAGS)}: {args.shuttle_lines:,} lines "
-                    f"({binary})"
+                    f"\n## log-shuttle {' '.join((*SHUTTLE_FLAGS, *extra))}: "
+                    f"{args.shuttle_lines:,} lines ({binary})"
                 )
                 print(
                     "\n| fed at | fed in s | stored in s | stored (distinct) | read | batched | "
                     "dropped (L12) | lost (L13) | POSTs | POST p99 ms | POSTs with a report | "
-                    "counted lost by drain | exit |"
+                    "counted lost by drain | /health's loss warnings | exit |"
                 )
-                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
                 for rate, block in runs:
                     s = await shuttle_run(
                         db_url,
@@ -491,8 +518,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         rate=rate,
                         block=block,
                         service_env=service_env,
+                        extra_flags=extra,
                     )
                     st = s.stats
+                    warned = "; ".join(
+                        f"{src} {n}" + (f" ({r} retries, {u} unanswered)" if r is not None else "")
+                        for src, n, r, u in s.health_losses
+                    )
                     p99 = f"{s.post_p99_s * 1e3:.1f}" if s.post_p99_s is not None else "-"
                     fed = "pipe speed" if rate <= 0 else f"{rate:,.0f} lines/s"
                     print(
@@ -504,7 +536,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         f"{st.get('msg.lost.count', 0):,.0f} | "
                         f"{st.get('outlet.post.success.count', 0):,.0f} | {p99} | "
                         f"{s.posts_with_reports} ({s.report_lines} lines) | "
-                        f"{s.lost_upstream_counted} | {s.exit_code} |",
+                        f"{s.lost_upstream_counted} | {warned or '-'} | {s.exit_code} |",
                         flush=True,
                     )
                     if s.stderr_tail:

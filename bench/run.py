@@ -21,6 +21,13 @@ then CHECKPOINT) before each phase:
    load generator (bench/loadgen.py): warm-up, then closed loop at full speed, then open
    loop at 80 % of the full-speed rate for the latency figure.
 
+Two more phases measure Heroku's own lines, in the realistic mix of a Heroku app's drain
+(bench.gen.MIX: 60 % router lines, 20 % events, 15 % runtime and add-on metrics, 5 %
+platform lines and app output): ``decode only, realistic mix`` (decode_body on one core;
+its "events" are lines, and it prints the CPU per line against that of event lines alone,
+measured alongside) and ``drain Writer only, realistic mix`` (the writer fed the mix's
+decoded rows of every table; "events" are lines).
+
 After each service phase the database must hold exactly the acknowledged events.
 The table gives medians over runs with min-max; see bench/README.md for each column.
 """
@@ -33,6 +40,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -46,7 +54,14 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.gen import RAW_EVENTS_COLUMNS, Body, ceiling_rows, make_bodies
+from bench.gen import (
+    RAW_EVENTS_COLUMNS,
+    Body,
+    ceiling_rows,
+    make_bodies,
+    make_kind_body,
+    make_mix_body,
+)
 from bench.loadgen import Result, percentile, prepare, run_load
 from bench.measure import (
     Figures,
@@ -109,7 +124,10 @@ async def reset(db_url: str) -> None:
     """Empty the drain's tables and checkpoint, so every phase starts alike."""
     conn = await asyncpg.connect(db_url)
     try:
-        await conn.execute("TRUNCATE raw_events, quarantine, received_batches")
+        await conn.execute(
+            "TRUNCATE raw_events, router_requests, platform_metrics, platform_events, "
+            "quarantine, received_batches"
+        )
         await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
@@ -271,10 +289,12 @@ def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phas
     from drain.inputs.logplex import decode_body
     from drain.settings import Settings
 
-    limits = Settings.defaults().decode_limits()
+    defaults = Settings.defaults()
+    limits = defaults.decode_limits()
+    rules = defaults.line_rules(b"bench")
 
     for b in bodies:
-        d = decode_body(b.body, now=now, msg_count=b.frames, limits=limits)
+        d = decode_body(b.body, now=now, msg_count=b.frames, limits=limits, rules=rules)
         if tuple(d.events) != b.events or d.quarantined:
             raise RuntimeError("decode_body disagrees with bench.gen on a generated body")
     sampler = Sampler(service=None, postgres=lambda: [])
@@ -283,7 +303,7 @@ def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phas
     events = nbytes = 0
     for i in range(1_000_000):  # bounded by max_s too
         b = bodies[i % len(bodies)]
-        decode_body(b.body, now=now, msg_count=b.frames, limits=limits)
+        decode_body(b.body, now=now, msg_count=b.frames, limits=limits, rules=rules)
         events += len(b.events)
         nbytes += len(b.body)
         if i >= len(bodies) and time.monotonic() - t0 > max_s:
@@ -291,6 +311,144 @@ def phase_decode(bodies: Sequence[Body], *, now: datetime, max_s: float) -> Phas
     wall = time.monotonic() - t0
     fig = sampler.stop()
     return Phase("decode only (1 core)", events, wall, nbytes, fig, check="matches bench.gen")
+
+
+def phase_decode_mix(
+    mix: Sequence[Body], events: Body, *, now: datetime, max_s: float
+) -> tuple[Phase, float]:
+    """``decode_body`` on the realistic mix (bench.gen.make_mix_body), one core, its cost per
+    line; and, interleaved with it, on a body of event lines alone (bench.gen.make_kind_body):
+    returns the phase (its "events" are the lines decoded) and the event lines' µs per line.
+    """
+    from drain.inputs.logplex import decode_body
+    from drain.settings import Settings
+
+    defaults = Settings.defaults()
+    limits = defaults.decode_limits()
+    rules = defaults.line_rules(b"bench.run: a fixed client-hash key")
+    for b in mix:
+        d = decode_body(b.body, now=now, msg_count=b.frames, limits=limits, rules=rules)
+        if tuple(d.events) != b.events or d.quarantined or d.ledger.typed == 0:
+            raise RuntimeError("decode_body disagrees with bench.gen on a mixed body")
+    sampler = Sampler(service=None, postgres=lambda: [])
+    event_cpu = event_lines = lines = nbytes = 0.0
+    mix_cpu = 0.0
+    t0 = time.monotonic()
+    sampler.start()
+    for i in range(1_000_000):  # bounded by max_s too
+        b = mix[i % len(mix)]
+        c0 = time.process_time()
+        decode_body(b.body, now=now, msg_count=b.frames, limits=limits, rules=rules)
+        c1 = time.process_time()
+        decode_body(events.body, now=now, msg_count=events.frames, limits=limits, rules=rules)
+        event_cpu += time.process_time() - c1
+        mix_cpu += c1 - c0
+        event_lines += events.frames
+        lines += b.frames
+        nbytes += len(b.body)
+        if i >= len(mix) and time.monotonic() - t0 > max_s:
+            break
+    wall = time.monotonic() - t0
+    fig = sampler.stop()
+    # the phase's figures are the mix's alone: its share of this process's CPU and time
+    share = mix_cpu / max(mix_cpu + event_cpu, 1e-9)
+    fig.self_cpu_s *= share
+    phase = Phase(
+        "decode only, realistic mix (1 core; lines)",
+        int(lines),
+        wall * share,
+        int(nbytes),
+        fig,
+        check="matches bench.gen",
+    )
+    return phase, event_cpu / max(event_lines, 1) * 1e6
+
+
+async def phase_writer_mix(
+    db_url: str,
+    dbname: str,
+    pm_pid: int,
+    mix: Sequence[Body],
+    *,
+    now: datetime,
+    submitters: int,
+    max_s: float,
+    max_batches: int,
+) -> Phase:
+    """The Writer alone, fed the decoded rows of the realistic mix (every data table), like
+    :func:`phase_writer`; its "events" are lines, and the check compares every table's rows
+    with what the writer reported stored."""
+    from drain.inputs.logplex import decode_body
+    from drain.records import PendingBatch
+    from drain.settings import Settings
+    from drain.store.database import create_pool
+    from drain.store.writer import Writer
+
+    defaults = Settings.defaults()
+    decoded = [
+        decode_body(
+            b.body,
+            now=now,
+            limits=defaults.decode_limits(),
+            rules=defaults.line_rules(b"bench.run: a fixed client-hash key"),
+        )
+        for b in mix
+    ]
+    await reset(db_url)
+    pool = await create_pool(db_url)
+    writer = Writer(pool, defaults.writer_config())
+    await writer.start()
+    counter = iter(range(max_batches))
+    prefix = uuid.uuid4().hex[:8]
+    stored_rows: dict[str, int] = {}
+    lines = body_bytes = 0
+
+    async def submitter(deadline: float) -> None:
+        nonlocal lines, body_bytes
+        for k in counter:
+            if time.monotonic() > deadline:
+                return
+            d, b = decoded[k % len(decoded)], mix[k % len(mix)]
+            res = await writer.submit(
+                PendingBatch("d.bench", f"{prefix}{k:010d}", now, d.rows, [], len(b.body))
+            )
+            for table, n in res.stored.items():
+                stored_rows[table] = stored_rows.get(table, 0) + n
+            lines += b.frames
+            body_bytes += len(b.body)
+
+    try:
+        waits = WaitSampler(db_url, dbname)
+        await waits.start()
+        sampler = Sampler(service=None, postgres=postgres_group(pm_pid, dbname))
+        sampler.start()
+        t0 = time.monotonic()
+        await asyncio.gather(*(submitter(t0 + max_s) for _ in range(submitters)))
+        wall = time.monotonic() - t0
+        fig = sampler.stop()
+        pg_waits = await waits.stop()
+    finally:
+        await writer.close()
+        await pool.close()
+    conn = await asyncpg.connect(db_url)
+    try:
+        found = {
+            table: await conn.fetchval(f"SELECT count(*) FROM {table}") for table in stored_rows
+        }
+    finally:
+        await conn.close()
+    check = "ok" if found == stored_rows else f"MISMATCH {found} != {stored_rows}"
+    return Phase(
+        "drain Writer only, realistic mix (lines)",
+        lines,
+        wall,
+        body_bytes,
+        fig,
+        stored=sum(found.values()),
+        acked=sum(stored_rows.values()),
+        check=check,
+        waits=pg_waits,
+    )
 
 
 async def phase_writer(
@@ -665,7 +823,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--connections", type=int, default=32, help="load generator keep-alive connections"
     )
-    ap.add_argument("--skip", default="", help="phases to skip: ceiling,naive,decode,writer,serve")
+    ap.add_argument(
+        "--skip", default="", help="phases to skip: ceiling,naive,decode,writer,mix,serve"
+    )
     ap.add_argument(
         "--service-env",
         action="append",
@@ -697,6 +857,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
 
     now = datetime.now(UTC)
     bodies = make_bodies(64, now=now, seed=20261201)
+    mix_rng = random.Random(20261202)
+    mix = [make_mix_body(mix_rng, now) for _ in range(16)]
+    event_lines = make_kind_body("event", mix_rng, now, frames=600)
     bpe = body_bytes_per_event(bodies)
     rows = ceiling_rows(bodies, ceiling_n, received_at=now)
     n_frames = sum(b.frames for b in bodies)
@@ -767,6 +930,37 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     print(
                         f"  run {r + 1}: decode only {p.events_per_s:,.0f} events/s "
                         f"({p.figures.self_cpu_s / p.events * 1e6:.1f} µs/event)",
+                        flush=True,
+                    )
+                if "mix" not in skip:
+                    p, event_us = phase_decode_mix(
+                        mix, event_lines, now=now, max_s=3.0 if args.quick else 5.0
+                    )
+                    phases.setdefault(p.name, []).append(p)
+                    mix_us = p.figures.self_cpu_s / p.events * 1e6
+                    print(
+                        f"  run {r + 1}: decode only, realistic mix "
+                        f"{mix_us:.2f} µs/line; event lines alone {event_us:.2f} µs/line; "
+                        f"mix / event line = {mix_us / event_us:.2f} (target ≤ 1: the typed "
+                        "tables cost no more CPU per line than an event)",
+                        flush=True,
+                    )
+                    p = await phase_writer_mix(
+                        db_url,
+                        dbname,
+                        pm_pid,
+                        mix,
+                        now=now,
+                        submitters=plan.connections,
+                        max_s=plan.full_s,
+                        max_batches=plan.max_requests,
+                    )
+                    phases.setdefault(p.name, []).append(p)
+                    print(
+                        f"  run {r + 1}: writer only, realistic mix {p.events_per_s:,.0f} "
+                        f"lines/s, writer process CPU "
+                        f"{p.figures.self_cpu_s / p.events * 1e6:.1f} µs/line, Postgres "
+                        f"{p.figures.postgres_cpu_s / p.events * 1e6:.1f} µs/line, {p.check}",
                         flush=True,
                     )
                 if "writer" not in skip:

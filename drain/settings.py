@@ -36,7 +36,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import annotated_types
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -48,6 +48,7 @@ from drain.errors import SettingsError
 if TYPE_CHECKING:
     from drain.archive.config import ArchiveConfig
     from drain.decode.limits import DecodeLimits
+    from drain.decode.rules import LineRules
     from drain.rollups.clock import ClockConfig
     from drain.store.lifecycle import RetentionPolicy
     from drain.store.writer import WriterConfig
@@ -73,6 +74,7 @@ _SECRET_FIELDS = frozenset(
         "drain_password",
         "drain_viewer_password",
         "drain_bearer_token",
+        "drain_client_hash_key",
     }
 )
 
@@ -88,6 +90,11 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: DRAIN_OTLP_PATH_PREFIX: "/" and path segments (RFC 3986 unreserved characters)
 _PATH_PREFIX = re.compile(r"(/[A-Za-z0-9\-._~]+)+")
 
+#: a Heroku error code (Heroku Dev Center, "Heroku Error Codes")
+_HEROKU_CODE = re.compile(r"[HRL][0-9]{2}")
+
+#: BLAKE2b personalisation of the client-hash key derived from DRAIN_CLIENT_HASH_KEY
+_CLIENT_KEY_PERSON = b"drain-client-fwd"
 
 #: seconds Heroku allows between SIGTERM and SIGKILL (Dev Center, "Dynos: graceful shutdown")
 HEROKU_SHUTDOWN_S = 30
@@ -429,9 +436,10 @@ class Settings(BaseSettings):
         ge=0,
         le=36500,
         description=(
-            "Partitions of `raw_events` whose day is older (and outside `DRAIN_ACCEPT_PAST_S`) "
-            "are detached and dropped by maintenance; `received_batches` and `quarantine` rows "
-            "received earlier are deleted. `0` keeps everything."
+            "Partitions of `raw_events` and of the tables of Heroku's lines whose day is older "
+            "(and outside `DRAIN_ACCEPT_PAST_S`) are detached and dropped by maintenance; "
+            "`received_batches` and `quarantine` rows received earlier are deleted. `0` keeps "
+            "everything."
         ),
         json_schema_extra={"unit": "days"},
     )
@@ -493,6 +501,76 @@ class Settings(BaseSettings):
             "`/v1/traces`. Starts with `/`, no trailing `/`."
         ),
         json_schema_extra={"unit": "URL path", "default_text": "unset (only `/v1/...`)"},
+    )
+    # ---- Heroku's own lines (drain.decode.rules, drain.web.health; docs/lines.md)
+    drain_router_requests: bool = Field(
+        default=True,
+        description=(
+            "Store Heroku's router lines (`heroku router`) in `router_requests`; `false`: "
+            "they are counted `untagged`, as before."
+        ),
+        json_schema_extra={"unit": "bool"},
+    )
+    drain_platform_metrics: bool = Field(
+        default=True,
+        description=(
+            "Store runtime metrics (`heroku web.1 source=… sample#…`) and add-on metrics "
+            "(`heroku-postgres`, `heroku-redis`, `heroku-kafka`) in `platform_metrics`, one "
+            "row per sample; `false`: `untagged`."
+        ),
+        json_schema_extra={"unit": "bool"},
+    )
+    drain_platform_events: bool = Field(
+        default=True,
+        description=(
+            "Store platform errors and state changes (R14, H12, crashes, exits, releases, "
+            "L10 … L15) in `platform_events`; `false`: `untagged` (loss lines: "
+            "`logplex_error`), and `/health` does not warn on them."
+        ),
+        json_schema_extra={"unit": "bool"},
+    )
+    drain_router_fwd: Literal["hash", "raw", "none"] = Field(
+        default="hash",
+        description=(
+            "How a router line's client address (`fwd`, personal data) is kept: `hash` (a "
+            "keyed BLAKE2b hash in `client_hash`, for distinct-client counts), `raw` (the "
+            "hash, and the address in `fwd`), `none` (neither)."
+        ),
+        json_schema_extra={"unit": "hash, raw or none"},
+    )
+    drain_client_hash_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description=(
+            "Secret from which the key of `client_hash` is derived, so that the key is not "
+            "in the database; the same on every dyno. Unset: the random key made in table "
+            "`drain_secrets` by migration 0203. Changing it changes every hash from then on."
+        ),
+        json_schema_extra={"unit": "secret (16+ characters)", "default_text": "unset"},
+    )
+    drain_exclude_lines: str | None = Field(
+        default=None,
+        description=(
+            "Heroku lines not to store, counted as `excluded`: `KIND.FIELD=GLOB` rules, "
+            "comma-separated, e.g. `router.path=/health*,router.path=/assets/*` "
+            "(docs/lines.md lists the fields)."
+        ),
+        json_schema_extra={"unit": "comma-separated rules", "default_text": "unset"},
+    )
+    drain_platform_warn_codes: str = Field(
+        default="H10,H12,H13,H20,R10,R14,R15",
+        description=(
+            "Heroku error codes that `/health` warns about when `platform_events` holds one "
+            "of them in the last `DRAIN_PLATFORM_WARN_WINDOW_S`; empty: no such warning."
+        ),
+        json_schema_extra={"unit": "comma-separated codes"},
+    )
+    drain_platform_warn_window_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="How far back `/health` looks for the codes of `DRAIN_PLATFORM_WARN_CODES`.",
+        json_schema_extra={"unit": "seconds"},
     )
     web_concurrency: int = Field(
         default=1,
@@ -728,6 +806,24 @@ class Settings(BaseSettings):
         _app_map(value)  # raises ValueError naming the bad pair
         return value
 
+    @field_validator("drain_exclude_lines")
+    @classmethod
+    def _exclusions_parse(cls, value: str | None) -> str | None:
+        from drain.decode.rules import parse_exclusions
+
+        parse_exclusions(value)  # raises ValueError naming the bad rule
+        return value
+
+    @field_validator("drain_platform_warn_codes")
+    @classmethod
+    def _warn_codes_are_codes(cls, value: str) -> str:
+        for code in (c.strip() for c in value.split(",")):
+            if code and not _HEROKU_CODE.fullmatch(code):
+                raise ValueError(
+                    f"{code!r} is not a Heroku error code (H10 … H99, R10 … R99, L10 … L15)"
+                )
+        return value
+
     @model_validator(mode="after")
     def _shutdown_fits_herokus_budget(self) -> Settings:
         total = self.drain_shutdown_requests_s + self.drain_shutdown_writer_s
@@ -850,6 +946,51 @@ class Settings(BaseSettings):
             accept_past_s=self.drain_accept_past_s,
             accept_future_s=self.drain_accept_future_s,
             max_frames=self.drain_max_frames_per_body,
+        )
+
+    @property
+    def needs_database_client_key(self) -> bool:
+        """True when the key of ``client_hash`` must be read from the database (table
+        ``drain_secrets``): DRAIN_ROUTER_FWD hashes and DRAIN_CLIENT_HASH_KEY is unset."""
+        return self.drain_router_fwd != "none" and self.drain_client_hash_key is None
+
+    @property
+    def platform_warn_codes(self) -> tuple[str, ...]:
+        """DRAIN_PLATFORM_WARN_CODES as a tuple of codes (empty: no warning)."""
+        return tuple(c.strip() for c in self.drain_platform_warn_codes.split(",") if c.strip())
+
+    def line_rules(self, database_key: bytes | None) -> LineRules:
+        """What the decoder makes of Heroku's own lines (drain.decode.rules).
+
+        Args:
+            database_key: the ``client_hash_key`` of table ``drain_secrets`` (1-64 bytes),
+                used when DRAIN_CLIENT_HASH_KEY is unset; None is accepted only when no key
+                is needed (DRAIN_ROUTER_FWD=none, or the setting is set).
+
+        Raises:
+            ValueError: a key is needed and ``database_key`` is None or not 1-64 bytes.
+        """
+        import hashlib
+
+        from drain.decode.rules import ClientMode, LineRules, parse_exclusions
+
+        client = ClientMode(self.drain_router_fwd)
+        if self.drain_client_hash_key is not None:
+            secret = self.drain_client_hash_key.get_secret_value().encode("utf-8")
+            key = hashlib.blake2b(secret, digest_size=32, person=_CLIENT_KEY_PERSON).digest()
+        elif client is ClientMode.NONE:
+            key = b""
+        elif database_key is None:
+            raise ValueError("the client_hash key of drain_secrets is needed (migration 0203)")
+        else:
+            key = database_key
+        return LineRules(
+            router=self.drain_router_requests,
+            metrics=self.drain_platform_metrics,
+            platform=self.drain_platform_events,
+            client=client,
+            client_key=key,
+            exclude=parse_exclusions(self.drain_exclude_lines),
         )
 
     def writer_config(self) -> WriterConfig:

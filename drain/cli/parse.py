@@ -2,7 +2,10 @@
 
 Decodes the body (``-``: stdin; gzip is detected by its magic bytes) with the limits the
 settings describe (DRAIN_MAX_FRAME_BYTES, the acceptance window; no bound on the number of
-frames) and prints one JSON object per frame and a summary line (drain.inputs.dump). Exit 0
+frames) and the rules for Heroku's own lines (DRAIN_ROUTER_REQUESTS ... DRAIN_EXCLUDE_LINES),
+and prints one JSON object per frame and a summary line (drain.inputs.dump). Without a
+database there is no stored key: ``client_hash`` is computed with DRAIN_CLIENT_HASH_KEY when
+it is set, else with :data:`PARSE_CLIENT_KEY`, so it differs from the stored hashes. Exit 0
 even when frames are quarantined, and when the reader of the output goes away (``drain parse
 FILE | head``); 2 when the input cannot be read.
 """
@@ -23,7 +26,10 @@ import orjson
 from drain.cli.common import iso_datetime
 from drain.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["PARSE_CLIENT_KEY", "register"]
+
+#: the client-hash key of ``drain parse`` when DRAIN_CLIENT_HASH_KEY is unset (not secret)
+PARSE_CLIENT_KEY = b"drain parse: not the database's key"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,11 +60,13 @@ def cmd_parse(args: argparse.Namespace) -> int:
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         print(f"drain parse: cannot read {args.file}: {error}", file=sys.stderr)
         return 2
-    limits = dataclasses.replace(Settings.load().decode_limits(), max_frames=None)
+    settings = Settings.load()
+    limits = dataclasses.replace(settings.decode_limits(), max_frames=None)
+    rules = settings.line_rules(PARSE_CLIENT_KEY)
     now = args.now if args.now is not None else datetime.now(UTC)
     out = sys.stdout.buffer
     try:
-        for item in dump_body(body, now=now, limits=limits):
+        for item in dump_body(body, now=now, limits=limits, rules=rules):
             out.write(orjson.dumps(item, default=_json_default) + b"\n")
         out.flush()
     except BrokenPipeError:

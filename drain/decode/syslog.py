@@ -44,7 +44,10 @@ Grammar accepted (one SYSLOG-MSG, the payload of one frame)::
      closes its quote, so it is not well-formed SD and stays in MSG.
 
   A Heroku-dialect MSG that itself starts with ``- `` or with a well-formed SD element that
-  has a parameter (``[a b="c"] text``) is read as case 1 or 2; no sample does that.
+  has a parameter (``[a b="c"] text``) is read as case 1 or 2; no sample does that. A MSG
+  that case 3 leaves starting with a run of SD-ELEMENTs without SD-PARAMs and then a tagged
+  line (``[exampleSDID@32473] @[t] {}``: RFC 5424 allows an SD-ELEMENT with no SD-PARAM)
+  is read past that run by the Logplex input (:func:`structured_data_end`).
 - MSG: any bytes, possibly empty. One trailing LF is removed, then one trailing CR
   (CRLF lines). A line that ends right after MSGID (no SP) has an empty MSG.
 
@@ -75,6 +78,7 @@ __all__ = [
     "parse_timestamp",
     "split_line",
     "strip_eol",
+    "structured_data_end",
 ]
 
 _PRINTUSASCII = bytes(range(33, 127))
@@ -286,6 +290,16 @@ def _header_error(parts: list[bytes]) -> LineError:
         column += len(raw) + 1
     # split_line refuses only what one of the checks above refuses
     raise AssertionError(f"header refused without a reason: {parts[:6]!r}")
+
+
+def structured_data_end(data: bytes) -> int:
+    """The length of the well-formed run of SD-ELEMENTs (RFC 5424 §6.3) at the start of
+    ``data`` that is followed by SP or the end, SD-ELEMENTs without SD-PARAMs included
+    (``[exampleSDID@32473]``); -1 when ``data`` does not start with one. The Logplex input
+    uses it to read a tagged line whose SD has no SD-PARAM (rule 3 keeps such a run in MSG).
+    Linear time."""
+    match = _STRUCTURED_DATA.match(data)
+    return -1 if match is None else match.end()
 
 
 def _split_structured_data(rest: bytes) -> tuple[str | None, bytes]:

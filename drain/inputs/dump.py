@@ -7,7 +7,7 @@ Each frame gives, in this key order::
 
     type             "frame" (or "rest" for the unframeable rest of a body)
     offset, length   byte offset of MSG-LEN in the body; MSG-LEN in bytes
-    outcome          "event" | "quarantined" | "not_an_event"
+    outcome          "event" | "typed" | "quarantined" | "not_an_event"
     header_error     the syslog LineError text, or null
     pri, facility, severity, timestamp (ISO 8601 UTC, microseconds, "Z"),
     hostname, app_name, proc_id, msg_id, structured_data     (null when no header)
@@ -15,12 +15,19 @@ Each frame gives, in this key order::
     raw              the SYSLOG-MSG (or the rest of the body) when there is no header,
                      cut to max_quarantine_raw_bytes, else null
     then: tag, payload        for an event
+          kind, rows          for a typed frame: the line's kind (router, runtime_metrics,
+                              addon_metrics, platform) and its rows, each an object with
+                              its "table" and its columns but event_time and app (the
+                              frame's timestamp and the batch's app); client_hash in hex,
+                              extra and details as JSON objects
           reason, detail, tag for a quarantined frame
           kind                for a frame that is not an event
 
 Bytes that are not UTF-8 are shown as backslash escapes (``\\xff``). The last object is
 ``{"type": "summary", ...}``: the counts of :class:`~drain.records.Ledger` (the ledger of
-:func:`~drain.inputs.logplex.decode_body`, the request path) and ``msg_count_mismatch``.
+:func:`~drain.inputs.logplex.decode_body`, the request path) and ``msg_count_mismatch``;
+``typed`` and ``typed_by_kind`` follow ``events`` only when the body has typed frames (so a
+body of events reads as it did before drain read Heroku's own lines).
 """
 
 from __future__ import annotations
@@ -31,13 +38,33 @@ from datetime import datetime
 import orjson
 
 from drain.decode.limits import DecodeLimits
+from drain.decode.rules import LineRules
 from drain.inputs.logplex import FrameOutcome, decode_body, iter_outcomes
+from drain.records import ROW_TABLES, Row
 
 __all__ = ["dump_body", "dump_jsonl"]
 
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
+
+
+#: row fields shown as JSON objects rather than their text
+_JSON_FIELDS = frozenset({"extra", "details"})
+
+
+def _row_dict(row: Row) -> dict[str, object]:
+    """A typed row for display: its table, then its fields but event_time and app."""
+    out: dict[str, object] = {"table": ROW_TABLES[type(row)]}
+    for name, value in zip(row._fields, row, strict=True):  # type: ignore[attr-defined]
+        if name in ("event_time", "app"):
+            continue
+        if isinstance(value, bytes):
+            value = value.hex()
+        elif name in _JSON_FIELDS and isinstance(value, str):
+            value = orjson.loads(value)
+        out[name] = value
+    return out
 
 
 def _frame_dict(item: FrameOutcome, keep: int) -> dict[str, object]:
@@ -79,6 +106,8 @@ def _frame_dict(item: FrameOutcome, keep: int) -> dict[str, object]:
         )
     if item.event is not None:
         out.update(tag=item.event.tag, payload=item.event.payload)
+    elif item.typed is not None:
+        out.update(kind=item.typed.kind, rows=[_row_dict(row) for row in item.typed.rows])
     elif item.quarantine is not None:
         q = item.quarantine
         out.update(reason=q.reason.value, detail=q.detail, tag=q.tag)
@@ -87,27 +116,34 @@ def _frame_dict(item: FrameOutcome, keep: int) -> dict[str, object]:
     return out
 
 
-def dump_body(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterator[dict[str, object]]:
+def dump_body(
+    body: bytes, *, now: datetime, limits: DecodeLimits, rules: LineRules
+) -> Iterator[dict[str, object]]:
     """Yield one JSON-able dict per frame of ``body``, then the summary dict.
 
     Args:
         body: the decompressed request body.
         now: the receipt time to judge the acceptance window by (tz-aware).
-        limits: as for :func:`drain.inputs.logplex.decode_body`.
+        limits, rules: as for :func:`drain.inputs.logplex.decode_body`.
 
     Raises:
         ValueError: ``now`` is naive.
         TooManyFrames: more than ``limits.max_frames`` frames.
     """
     keep = limits.max_quarantine_raw_bytes
-    for item in iter_outcomes(body, now=now, limits=limits):
+    for item in iter_outcomes(body, now=now, limits=limits, rules=rules):
         yield _frame_dict(item, keep)
-    ledger = decode_body(body, now=now, limits=limits).ledger  # the request path's ledger
-    yield {
+    # the request path's ledger
+    ledger = decode_body(body, now=now, limits=limits, rules=rules).ledger
+    summary: dict[str, object] = {
         "type": "summary",
         "body_bytes": ledger.body_bytes,
         "frames": ledger.frames,
         "events": ledger.events,
+    }
+    if ledger.typed:
+        summary.update(typed=ledger.typed, typed_by_kind=ledger.typed_by_kind)
+    yield summary | {
         "quarantined": ledger.quarantined,
         "not_events": ledger.not_events,
         "quarantined_by_reason": ledger.quarantined_by_reason,
@@ -119,7 +155,9 @@ def dump_body(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterator[d
     }
 
 
-def dump_jsonl(body: bytes, *, now: datetime, limits: DecodeLimits) -> Iterator[bytes]:
+def dump_jsonl(
+    body: bytes, *, now: datetime, limits: DecodeLimits, rules: LineRules
+) -> Iterator[bytes]:
     """:func:`dump_body` as JSON lines (UTF-8, each ending in LF), as the golden files hold."""
-    for item in dump_body(body, now=now, limits=limits):
+    for item in dump_body(body, now=now, limits=limits, rules=rules):
         yield orjson.dumps(item) + b"\n"

@@ -86,13 +86,20 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from drain.decode.limits import DecodeLimits
-from drain.decode.lines import KIND_LOGPLEX_ERROR, KIND_UNTAGGED, LineDecoder, line_decoder
+from drain.decode.lines import (
+    KIND_LOGPLEX_ERROR,
+    KIND_UNTAGGED,
+    LineDecoder,
+    as_typed,
+    keep_typed,
+    line_decoder,
+)
 from drain.decode.lines import quarantine_row as make_quarantine_row
+from drain.decode.rules import LineRules
 from drain.decode.syslog import APP_NAME_MAX, HOSTNAME_MAX, PROCID_MAX, strip_eol
 from drain.errors import InvalidOtlpRequest, TooManyRecords
 from drain.records import (
     RAW_EVENTS,
-    ROW_TABLES,
     DecodedBatch,
     EventRow,
     Ledger,
@@ -375,7 +382,7 @@ def _resource_fields(resource: Resource) -> tuple[str, bytes, bytes, bytes]:
 
 
 def decode_logs(
-    body: bytes, *, encoding: Encoding, now: datetime, limits: DecodeLimits
+    body: bytes, *, encoding: Encoding, now: datetime, limits: DecodeLimits, rules: LineRules
 ) -> DecodedBatch:
     """Decode one OTLP ``ExportLogsServiceRequest`` into events, quarantine rows and a ledger.
 
@@ -385,6 +392,9 @@ def decode_logs(
         now: receipt time (tz-aware, UTC): the acceptance window is relative to it, and a
             record with neither time takes it.
         limits: the decoder's bounds; ``max_frames`` bounds the log records.
+        rules: what becomes of Heroku's own lines (drain.decode.rules), for a record whose
+            resource makes it one (APP-NAME ``heroku``, PROCID ``log-shuttle`` or an
+            add-on's).
 
     Returns:
         :class:`~drain.records.DecodedBatch` with rows in request order and a ledger whose
@@ -405,6 +415,7 @@ def decode_logs(
     ledger = Ledger(body_bytes=len(body))
     by_reason = ledger.quarantined_by_reason
     by_kind = ledger.not_events_by_kind
+    by_type: dict[type, list[Row]] = {}
     decoders: dict[str, LineDecoder] = {}
     max_bytes = limits.max_frame_bytes
     index = 0
@@ -412,7 +423,7 @@ def decode_logs(
         app, host, app_name, proc = _resource_fields(resource_logs.resource)
         decode_line = decoders.get(app)
         if decode_line is None:
-            decode_line = decoders[app] = line_decoder(now, limits, app)
+            decode_line = decoders[app] = line_decoder(now, limits, app, rules)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 value = record.body
@@ -452,13 +463,15 @@ def decode_logs(
                     by_kind[KIND_LOGPLEX_ERROR] = by_kind.get(KIND_LOGPLEX_ERROR, 0) + 1
                 elif isinstance(out, str):
                     by_kind[out] = by_kind.get(out, 0) + 1
-                else:  # a row of another data table (drain.records.ROW_TABLES)
-                    table = ROW_TABLES[type(out)]  # type: ignore[index]
-                    rows.setdefault(table, []).append(out)  # type: ignore[arg-type]
+                else:  # one of Heroku's own lines: rows of the typed tables
+                    typed = as_typed(out)  # type: ignore[arg-type]
+                    if typed is not None:
+                        keep_typed(typed, rows, by_type, ledger)
     ledger.frames = index
     ledger.events = len(events)
+    ledger.typed = sum(ledger.typed_by_kind.values())
     ledger.quarantined = len(quarantined)
-    ledger.not_events = index - ledger.events - ledger.quarantined
+    ledger.not_events = index - ledger.events - ledger.typed - ledger.quarantined
     return DecodedBatch(rows, quarantined, ledger)
 
 

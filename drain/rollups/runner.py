@@ -204,7 +204,8 @@ async def _tick_done(conn: _Conn, name: str, tick: datetime) -> bool:
 
 
 async def _late_events(conn: _Conn, spec: RollupSpec, start: datetime, horizon_s: float) -> int:
-    """Events received since the previous successful scheduled run, timed before ``start``.
+    """Rows of the rollup's sources received since the previous successful scheduled run,
+    timed before ``start`` (``raw_events``: of the rollup's tags only).
 
     No earlier run will count them again: they are beyond the lateness allowance.
     """
@@ -215,16 +216,28 @@ async def _late_events(conn: _Conn, spec: RollupSpec, start: datetime, horizon_s
     )
     if previous is None:
         return 0
-    count: int = await conn.fetchval(
-        """SELECT count(*) FROM raw_events
-            WHERE event_time >= $1 AND event_time < $2 AND received_at > $3
-              AND ($4::text[] IS NULL OR tag = ANY($4::text[]))""",
-        start - timedelta(seconds=horizon_s),
-        start,
-        previous,
-        list(spec.tags) if spec.tags is not None else None,
-    )
-    return count
+    total = 0
+    for source in spec.sources:
+        if source == "raw_events":
+            count: int = await conn.fetchval(
+                """SELECT count(*) FROM raw_events
+                    WHERE event_time >= $1 AND event_time < $2 AND received_at > $3
+                      AND ($4::text[] IS NULL OR tag = ANY($4::text[]))""",
+                start - timedelta(seconds=horizon_s),
+                start,
+                previous,
+                list(spec.tags) if spec.tags is not None else None,
+            )
+        else:  # a typed table: every row counts (the name is an identifier: spec.parse)
+            count = await conn.fetchval(
+                f'SELECT count(*) FROM "{source}" '
+                "WHERE event_time >= $1 AND event_time < $2 AND received_at > $3",
+                start - timedelta(seconds=horizon_s),
+                start,
+                previous,
+            )
+        total += count
+    return total
 
 
 async def _replace_window(conn: _Conn, spec: RollupSpec, start: datetime, end: datetime) -> int:

@@ -1,7 +1,8 @@
 """Rollup definitions and their window arithmetic (pure: no I/O, no clock).
 
-A rollup is one SQL file in ``sql/rollups/`` that turns ``raw_events`` into one summary
-table. Its header names the schedule and the window; the body has two sections::
+A rollup is one SQL file in ``sql/rollups/`` that turns a data table (``raw_events``, or a
+typed table of Heroku's own lines) into one summary table. Its header names the schedule
+and the window; the body has two sections::
 
     -- drain rollup
     -- schedule: 0 * * * *        cron expression, evaluated in UTC
@@ -9,6 +10,8 @@ table. Its header names the schedule and the window; the body has two sections::
     -- bucket: 1h                 width of one bucket (s, m, h, d)
     -- lateness: 2h               how late an event may arrive and still be counted
     -- tags: production.pay       tags the query reads (for counting late events), or *
+    -- source: raw_events         optional: the data tables the query reads, comma-separated
+                                  (default raw_events); late rows are counted in each
 
     -- @setup
     CREATE TABLE IF NOT EXISTS payment_history (...);
@@ -43,6 +46,7 @@ from croniter import croniter
 from drain.errors import RollupFormatError
 
 __all__ = [
+    "DEFAULT_SOURCE",
     "RollupSpec",
     "bucket_floor",
     "latest_tick",
@@ -53,6 +57,9 @@ __all__ = [
 ]
 
 _HEADER_KEYS = ("schedule", "target", "bucket", "lateness", "tags")
+_OPTIONAL_KEYS = ("source",)
+#: the data table a rollup reads when its header names none
+DEFAULT_SOURCE = "raw_events"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -69,7 +76,8 @@ class RollupSpec:
         target: summary table name (a plain lower-case identifier).
         bucket_s: bucket width in seconds (divides a day when it is under a day).
         lateness_s: how late (seconds) an event may arrive and still be counted by a run.
-        tags: the tags the query reads, or None for all tags (``*``); used to count late events.
+        tags: the tags the query reads, or None for all tags (``*``); used to count late
+            events of ``raw_events``.
         setup_sql: DDL run before each run (``CREATE TABLE IF NOT EXISTS ...``).
         query_sql: the SELECT, with ``$1`` = window_start and ``$2`` = window_end.
     """
@@ -82,6 +90,9 @@ class RollupSpec:
     tags: tuple[str, ...] | None
     setup_sql: str
     query_sql: str
+    #: the data tables the query reads (``source:``); late rows are counted in each, by
+    #: their ``event_time`` and ``received_at`` columns
+    sources: tuple[str, ...] = (DEFAULT_SOURCE,)
 
 
 def parse_duration_s(text: str) -> int:
@@ -127,7 +138,7 @@ def parse_rollup(name: str, text: str) -> RollupSpec:
         if stripped.startswith("--") and ":" in stripped:
             key, _, value = stripped[2:].partition(":")
             key = key.strip().lower()
-            if key in _HEADER_KEYS:
+            if key in _HEADER_KEYS or key in _OPTIONAL_KEYS:
                 if key in header:
                     raise RollupFormatError(name, lineno, f"header {key} appears twice")
                 header[key] = (lineno, value.strip())
@@ -161,6 +172,16 @@ def parse_rollup(name: str, text: str) -> RollupSpec:
     if tags == ():
         raise RollupFormatError(name, header["tags"][0], "tags: list tags, or * for all")
 
+    sources: tuple[str, ...] = (DEFAULT_SOURCE,)
+    if "source" in header:
+        at, text = header["source"]
+        sources = tuple(t.strip() for t in text.split(",") if t.strip())
+        bad = [t for t in sources if not _IDENT.match(t)]
+        if not sources or bad:
+            raise RollupFormatError(
+                name, at, "source: the data tables the query reads, comma-separated identifiers"
+            )
+
     query = "\n".join(sections["query"]).strip().rstrip(";")
     used = set(_PARAM.findall(query))
     if used != {"window_start", "window_end"}:
@@ -175,6 +196,7 @@ def parse_rollup(name: str, text: str) -> RollupSpec:
         tags=tags,
         setup_sql="\n".join(sections["setup"]).strip(),
         query_sql=query,
+        sources=sources,
     )
 
 

@@ -3,6 +3,8 @@
 - :mod:`drain.store.database`: DATABASE_URL to asyncpg (TLS modes, unix sockets), the pool;
 - :mod:`drain.store.writer`: the group-commit writer (ledger + COPY in one transaction);
 - :mod:`drain.store.faults`: who is to blame for a database error, and what to do;
+- :mod:`drain.store.tables`: the registry of data tables, and how a row becomes a COPY record;
+- :mod:`drain.store.platform`: the client-hash key, and recent platform errors (/health);
 - :mod:`drain.store.partitions`: daily partitions: names, creation on demand, listing;
 - :mod:`drain.store.lifecycle`: partitions ahead, retention, pruning;
 - :mod:`drain.store.migrate`: the SQL migrations of ``sql/migrations``;

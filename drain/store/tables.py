@@ -1,7 +1,8 @@
 """The tables the writer fills, and how a decoded row becomes a COPY record.
 
 A *data table* holds the rows a decoder extracted from log lines (``raw_events``: the
-``@[tag] {json}`` events). Each is partitioned by day (UTC) on a time column and written
+``@[tag] {json}`` events; ``router_requests``, ``platform_metrics``, ``platform_events``:
+Heroku's own lines, docs/lines.md). Each is partitioned by day (UTC) on a time column and written
 with COPY in the transaction that claims the batch's ledger key, so a retried batch adds
 nothing to any of them. A decoder hands the writer its rows by table name
 (:attr:`drain.records.DecodedBatch.rows`); the row is a tuple in :attr:`DataTable.row_columns`
@@ -23,12 +24,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from drain.records import EventRow, QuarantineReason, QuarantineRow
+from drain.records import (
+    EventRow,
+    MetricRow,
+    PlatformEventRow,
+    QuarantineReason,
+    QuarantineRow,
+    RouterRow,
+)
 
 __all__ = [
     "BATCH_COLUMNS",
+    "PLATFORM_EVENTS",
+    "PLATFORM_METRICS",
     "QUARANTINE_COLUMNS",
     "RAW_EVENTS",
+    "ROUTER_REQUESTS",
     "TABLES",
     "DataTable",
     "no_nul",
@@ -107,8 +118,52 @@ RAW_EVENTS = DataTable(
     describe=_describe_event,
 )
 
+
+def _describe_router(row: Row) -> tuple[bytes, str | None]:
+    r = RouterRow(*row[: len(RouterRow._fields)])  # type: ignore[arg-type]
+    text = (
+        f"at={r.at} code={r.code} method={r.method} path={r.path!r} host={r.host} "
+        f"status={r.status} connect={r.connect_ms} service={r.service_ms} bytes={r.bytes} "
+        f"request_id={r.request_id} dyno={r.dyno} protocol={r.protocol} extra={r.extra}"
+    )
+    return text.encode("utf-8", "backslashreplace"), None
+
+
+def _describe_metric(row: Row) -> tuple[bytes, str | None]:
+    m = MetricRow(*row[: len(MetricRow._fields)])  # type: ignore[arg-type]
+    text = (
+        f"source={m.source} process={m.process} dyno={m.dyno} addon={m.addon} "
+        f"sample#{m.name}={m.value if m.value is not None else m.raw} ({m.unit})"
+    )
+    return text.encode("utf-8", "backslashreplace"), None
+
+
+def _describe_platform(row: Row) -> tuple[bytes, str | None]:
+    e = PlatformEventRow(*row[: len(PlatformEventRow._fields)])  # type: ignore[arg-type]
+    return f"{e.dyno}: {e.text}".encode("utf-8", "backslashreplace"), None
+
+
+def _table(
+    name: str, row_type: type, describe: Callable[[Row], tuple[bytes, str | None]]
+) -> DataTable:
+    fields: tuple[str, ...] = row_type._fields  # type: ignore[attr-defined]
+    return DataTable(
+        name=name,
+        row_columns=fields,
+        time_index=fields.index("event_time"),
+        app_index=fields.index("app"),
+        describe=describe,
+    )
+
+
+ROUTER_REQUESTS = _table("router_requests", RouterRow, _describe_router)
+PLATFORM_METRICS = _table("platform_metrics", MetricRow, _describe_metric)
+PLATFORM_EVENTS = _table("platform_events", PlatformEventRow, _describe_platform)
+
 #: every data table, by name, in the order the writer COPYs them
-TABLES: dict[str, DataTable] = {table.name: table for table in (RAW_EVENTS,)}
+TABLES: dict[str, DataTable] = {
+    table.name: table for table in (RAW_EVENTS, ROUTER_REQUESTS, PLATFORM_METRICS, PLATFORM_EVENTS)
+}
 
 
 def no_nul(text: str | None) -> str | None:

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Protocol
 import asyncpg
 
 from drain.errors import DatabaseUnavailable, QueueFull, WriterClosed
-from drain.records import QUARANTINE, PendingBatch, Row, WriteResult
+from drain.records import QUARANTINE, RAW_EVENTS, PendingBatch, Row, WriteResult
 from drain.store.database import Conn
 from drain.store.faults import ErrorClass, classify_error, describe
 from drain.store.partitions import PartitionCache
@@ -709,7 +709,7 @@ class Writer:
                 results.append(WriteResult(duplicate=True, stored={}))
                 continue
             tail = self._tail(item)
-            stored = dict.fromkeys(TABLES, 0)
+            stored = {RAW_EVENTS: 0}
             for name, rows in item.batch.rows.items():
                 records[name].extend([row + tail for row in rows])
                 stored[name] = len(rows)
@@ -738,7 +738,7 @@ class Writer:
             b = item.batch
             tail = self._tail(item)
             token = b.drain_token and item.token
-            stored = dict.fromkeys(TABLES, 0)
+            stored = {RAW_EVENTS: 0}
             refused = 0
             quarantine.extend(self._quarantine_records(item))
             for name, rows in b.rows.items():
@@ -764,7 +764,7 @@ class Writer:
                     _UPDATE_LEDGER_SQL,
                     item.token,
                     item.frame_id,
-                    stored.get("raw_events", 0),
+                    stored.get(RAW_EVENTS, 0),
                     stored[QUARANTINE],
                 )
             results.append(

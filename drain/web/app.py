@@ -9,7 +9,8 @@ writer first, so queued batches commit, then the pool.
 - ``POST /v1/logs``, ``/v1/metrics``, ``/v1/traces`` (also under DRAIN_OTLP_PATH_PREFIX):
   OTLP/HTTP, :func:`drain.web.otlp.post_otlp` (the answers are listed there).
 - ``GET /health``: no credentials; the database probe, the writer's queue, the counters, the
-  rollups' lag and the warnings (drain.web.health). 200 when the database answers, else 503.
+  rollups' lag and the warnings: upstream loss, recent platform errors, partitions
+  (drain.web.health). 200 when the database answers, else 503.
 - ``GET /metrics``: Prometheus text format (drain.web.metrics), behind the same HTTP Basic
   credentials as ``POST /logs``; off with DRAIN_METRICS=false (404).
 - ``GET /`` and the dashboard's other pages, ``/api/...``, ``/static/...``
@@ -38,6 +39,7 @@ from drain.rollups.runner import load_rollups
 from drain.settings import Settings
 from drain.store.budget import plan_web_pool
 from drain.store.database import create_pool
+from drain.store.platform import load_client_hash_key
 from drain.store.writer import Writer
 from drain.web.access import check_credentials
 from drain.web.body import BodyBudget
@@ -95,6 +97,11 @@ def create_app(
         pool = await create_pool(database_url, min_size=1, max_size=plan.pool_size)
         state.decode_executor = ThreadPoolExecutor(1, "drain-decode")
         try:
+            key = None
+            if settings.needs_database_client_key:
+                async with pool.acquire() as conn:
+                    key = await load_client_hash_key(conn)
+            state.rules = settings.line_rules(key)
             writer = Writer(pool, state.writer_config, observer=metrics)
             await writer.start()
             state.pool, state.writer = pool, writer
@@ -108,6 +115,7 @@ def create_app(
             state.decode_executor.shutdown(wait=False, cancel_futures=True)
             state.decode_executor = None
             state.pool = None
+            state.rules = None
             metrics.process_exiting()
             try:
                 await asyncio.wait_for(pool.close(), config.pool_close_timeout_s)

@@ -21,9 +21,9 @@ uses to store a retried batch once.
 =====  =====================================================================================
 code   when
 =====  =====================================================================================
-200    body decoded; its events and quarantined lines are committed (or it was a duplicate,
-       or held nothing to store). Empty body, ``Content-Length: 0``, ``Drain-*`` headers
-       summarise the ledger.
+200    body decoded; its events, typed rows (Heroku's own lines) and quarantined lines are
+       committed (or it was a duplicate, or held nothing to store). Empty body,
+       ``Content-Length: 0``, ``Drain-*`` headers summarise the ledger.
 400    Logplex-Frame-Id / X-Request-Id / Logplex-Drain-Token over DRAIN_MAX_ID_HEADER_BYTES;
        corrupt gzip; malformed Content-Length (client bugs: retrying cannot help).
 401    missing or wrong HTTP Basic credentials (``WWW-Authenticate: Basic realm="drain"``).
@@ -141,6 +141,9 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
         if isinstance(body, Refused):
             return body.plain()
         received_at = report.received_at = state.clock()
+        rules = state.rules
+        if rules is None:
+            return intake.unavailable(state, "the drain is not running").plain()
         try:
             decoded = await intake.run_decoder(
                 state,
@@ -150,6 +153,7 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
                 now=received_at,
                 limits=state.limits,
                 msg_count=admitted.msg_count,
+                rules=rules,
                 app=app,
             )
         except TooManyFrames as error:
@@ -172,9 +176,15 @@ async def _handle(state: DrainState, request: Request, report: BatchReport) -> R
     )
     if isinstance(result, Refused):
         return result.plain()
+    await intake.note_unanswered(request, report, result)
     report.result = result
     if not (result is not None and result.duplicate):
-        loss = batch_loss(ledger.loss_reports, request.headers.get("logplex-lost-count"))
+        headers = request.headers
+        loss = batch_loss(
+            ledger.loss_reports,
+            headers.get("logplex-lost-count"),
+            headers.get("logplex-drop-count"),
+        )
         if loss.lost:
             report.loss = loss
     return Response(status_code=200, headers=intake.ledger_headers(decoded, result))

@@ -196,6 +196,18 @@ async def submit(
         state.metrics.set_queue(stats.queue_events, stats.queue_bytes)
 
 
+async def note_unanswered(
+    request: Request, report: BatchReport, result: WriteResult | Refused | None
+) -> None:
+    """Mark ``report`` unanswered when its batch was committed (not as a duplicate) after the
+    sender had closed the connection: the sender stopped waiting (log-shuttle's
+    ``-timeout``, an exporter's time-out) and counts the batch as failed (log-shuttle: lost,
+    L13) although it is stored."""
+    stored = isinstance(result, WriteResult) and not result.duplicate
+    if stored and await request.is_disconnected():
+        report.unanswered = True
+
+
 def unavailable(state: DrainState, detail: str, retry_after_s: int | None = None) -> Refused:
     """503 with ``Retry-After: retry_after_s`` (default DRAIN_RETRY_AFTER_S)."""
     retry_after = state.config.retry_after_s if retry_after_s is None else retry_after_s
@@ -247,6 +259,11 @@ def ledger_headers(decoded: DecodedBatch, result: WriteResult | None) -> dict[st
         "Drain-Quarantined": str(quarantined),
         "Drain-Not-Events": str(ledger.not_events),
     }
+    if ledger.typed:  # Heroku's own lines: frames, and rows added to the typed tables
+        typed_rows = 0 if result is None else sum(result.stored.values())
+        typed_rows -= stored + quarantined
+        headers["Drain-Typed-Lines"] = str(ledger.typed)
+        headers["Drain-Typed-Rows-Stored"] = str(typed_rows)
     if result is not None and result.duplicate:
         headers["Drain-Duplicate"] = "true"
     if ledger.msg_count_mismatch:

@@ -49,8 +49,20 @@ drain_events_stored_total                 counter    ``app``: events committed (
                                                      nothing)
 drain_quarantined_lines_total             counter    ``reason``: lines committed to quarantine
 drain_not_event_lines_total               counter    ``kind``: untagged, malformed_line,
-                                                     logplex_error
+                                                     logplex_error, excluded, out_of_window
+drain_typed_lines_total                   counter    ``kind``: Heroku's own lines decoded into
+                                                     typed rows (router, runtime_metrics,
+                                                     addon_metrics, platform)
+drain_rows_stored_total                   counter    ``table``: rows committed per data table
+                                                     (raw_events, router_requests,
+                                                     platform_metrics, platform_events)
+drain_platform_events_total               counter    ``code``: platform events committed, by
+                                                     Heroku error code (H10 ... L15, none,
+                                                     other)
 drain_duplicate_batches_total             counter    batches whose frame id was committed before
+drain_unanswered_batches_total            counter    batches committed after their sender had
+                                                     closed the connection (it counts them as
+                                                     failed)
 drain_msg_count_mismatches_total          counter    Logplex-Msg-Count differed from the frames
 drain_commit_rows                         histogram  rows per COPY transaction (group commit)
 drain_commit_duration_seconds             histogram  seconds per group write, ensure to COMMIT
@@ -59,8 +71,9 @@ drain_write_queue_bytes                   gauge      bytes queued for the writer
 drain_database_errors_total               counter    ``class``: writer errors by class
                                                      (unavailable, retry, data, ...)
 drain_partitions_ahead_days               gauge      days after today that have a partition
-drain_upstream_lost_messages_total        counter    ``drain_token``, ``source`` (L10, L13):
-                                                     lines Heroku reported lost before the drain
+drain_upstream_lost_messages_total        counter    ``drain_token``, ``source`` (L10, L12,
+                                                     L13): lines the senders reported lost
+                                                     before the drain (drain.decode.loss)
 drain_connections_open                    gauge      connections open (sum of workers)
 drain_connections_closed_total            counter    ``reason``: connections closed before a
                                                      request was answered (connection_cap,
@@ -101,8 +114,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from drain.decode.loss import SOURCE_L10, SOURCE_L13, BatchLoss
-from drain.records import Ledger, WriteResult
+from drain.decode.loss import BatchLoss
+from drain.decode.platform import code_label
+from drain.records import QUARANTINE, Ledger, WriteResult
 
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "multiprocess_directory"]
 
@@ -195,9 +209,33 @@ class Metrics:
         self.not_events = Counter(
             "drain_not_event_lines", "Lines that are not events, by kind.", ["kind"], registry=r
         )
+        self.typed_lines = Counter(
+            "drain_typed_lines",
+            "Heroku's own lines decoded into rows of the typed tables, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.rows_stored = Counter(
+            "drain_rows_stored",
+            "Rows committed, by data table (duplicates add nothing).",
+            ["table"],
+            registry=r,
+        )
+        self.platform_events = Counter(
+            "drain_platform_events",
+            "Platform events committed to platform_events, by Heroku error code.",
+            ["code"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "drain_duplicate_batches",
             "Batches skipped because their (drain token, frame id) was already committed.",
+            registry=r,
+        )
+        self.unanswered = Counter(
+            "drain_unanswered_batches",
+            "Batches committed after their sender had closed the connection (it counts them "
+            "as failed; log-shuttle reports them lost, L13).",
             registry=r,
         )
         self.msg_count_mismatches = Counter(
@@ -243,7 +281,7 @@ class Metrics:
         )
         self.upstream_lost = Counter(
             "drain_upstream_lost_messages",
-            "Messages Heroku reported lost before they reached the drain (L10, L13).",
+            "Messages the senders reported lost before they reached the drain (L10, L12, L13).",
             ["drain_token", "source"],
             registry=r,
         )
@@ -304,6 +342,8 @@ class Metrics:
         self.events_received.inc(ledger.events)
         for kind, n in ledger.not_events_by_kind.items():
             self.not_events.labels(kind).inc(n)
+        for kind, n in ledger.typed_by_kind.items():
+            self.typed_lines.labels(kind).inc(n)
         if ledger.msg_count_mismatch:
             self.msg_count_mismatches.inc()
 
@@ -313,6 +353,11 @@ class Metrics:
             self.duplicates.inc()
             return
         self.events_stored.labels(app).inc(result.events_stored)
+        for table, n in result.stored.items():
+            if n and table != QUARANTINE:
+                self.rows_stored.labels(table).inc(n)
+        for code, n in ledger.platform_codes.items():
+            self.platform_events.labels(code_label(code or None)).inc(n)
         for reason, n in ledger.quarantined_by_reason.items():
             self.quarantined.labels(reason).inc(n)
         if result.rejected_by_database:
@@ -326,14 +371,12 @@ class Metrics:
             self.otlp_not_stored.labels(signal).inc(not_stored)
 
     def record_loss(self, token: str, loss: BatchLoss) -> None:
-        """Count a batch's upstream loss by source: Logplex's L10 lines, and log-shuttle's
-        (its L13 lines or its Logplex-Lost-Count header, one loss) as ``L13``. ``token``
+        """Count a batch's upstream loss by source (``loss.by_code``): Logplex's L10 lines,
+        log-shuttle's drops as ``L12`` (its L12 lines or Logplex-Drop-Count, one loss) and
+        its delivery failures as ``L13`` (its L13 lines or Logplex-Lost-Count). ``token``
         is a bounded label (Settings.token_label)."""
-        l10 = sum(r.lost for r in loss.reports if r.source == SOURCE_L10)
-        if l10:
-            self.upstream_lost.labels(token, SOURCE_L10).inc(l10)
-        if loss.lost - l10:
-            self.upstream_lost.labels(token, SOURCE_L13).inc(loss.lost - l10)
+        for source, lost in loss.by_code.items():
+            self.upstream_lost.labels(token, source).inc(lost)
 
     def flushed(self, rows: int, batches: int, duration_s: float) -> None:
         """Writer observer: one group committed (drain.store.writer.WriterObserver)."""

@@ -143,10 +143,13 @@ async def _handle(
         if isinstance(body, Refused):
             return _status(body, encoding)
         received_at = report.received_at = state.clock()
+        rules = state.rules
+        if rules is None:
+            return _status(intake.unavailable(state, "the drain is not running"), encoding)
         try:
             decoded = await intake.run_decoder(
                 state, len(body), decode_logs, body, encoding=encoding, now=received_at,
-                limits=state.limits,
+                limits=state.limits, rules=rules,
             )  # fmt: skip
         except TooManyRecords as error:
             report.refusal = Refusal.TOO_MANY_FRAMES
@@ -162,6 +165,7 @@ async def _handle(
     result = await intake.submit(state, decoded, drain_token, frame_id, received_at)
     if isinstance(result, Refused):
         return _status(result, encoding)
+    await intake.note_unanswered(request, report, result)
     report.result = result
     if not (result is not None and result.duplicate) and ledger.loss_reports:
         report.loss = batch_loss(ledger.loss_reports, None)

@@ -23,7 +23,7 @@ from drain.decode.loss import BatchLoss
 from drain.logs import batch_logger
 from drain.records import Ledger, WriteResult
 from drain.settings import Settings
-from drain.web.health import Counters, LossMemory, loss_warning
+from drain.web.health import Counters, LossMemory
 from drain.web.metrics import Metrics
 
 __all__ = ["BatchReport", "Refusal", "Telemetry"]
@@ -65,6 +65,8 @@ class BatchReport:
             None for POST /logs.
         not_stored: data points or spans an OTLP metrics or traces request carried, which
             the drain counts and does not store.
+        unanswered: the batch was committed after its sender had closed the connection (it
+            stopped waiting: log-shuttle's ``-timeout``), so the sender counts it as failed.
     """
 
     request_id: str | None
@@ -81,6 +83,7 @@ class BatchReport:
     msg_count_invalid: bool = False
     signal: str | None = None
     not_stored: int = 0
+    unanswered: bool = False
 
     @property
     def logged_request_id(self) -> str | None:
@@ -108,12 +111,16 @@ class BatchReport:
                 body_bytes=ledger.body_bytes,
                 frames=ledger.frames,
                 events=ledger.events,
+                typed_lines=ledger.typed,
                 events_stored=result.events_stored if result else 0,
+                rows_stored=sum(result.stored.values()) - result.quarantined if result else 0,
                 quarantined=result.quarantined if result else 0,
                 not_events=ledger.not_events,
                 duplicate=bool(result and result.duplicate),
                 lost_upstream=self.loss.lost if self.loss else 0,
             )
+            if self.unanswered:
+                fields["unanswered"] = True
             if ledger.msg_count_mismatch:
                 fields["msg_count_header"] = ledger.msg_count_header
         return fields
@@ -121,7 +128,7 @@ class BatchReport:
 
 class Telemetry:
     """Where a :class:`BatchReport` goes: the log, ``/health``'s counters, Prometheus, and
-    the last upstream loss (shared by the workers, for ``/health``'s warnings).
+    the upstream losses and retries (shared by the workers, for ``/health``'s warnings).
 
     One per app (``DrainState.telemetry``); nothing module-level.
     """
@@ -167,7 +174,14 @@ class Telemetry:
         loss = report.loss
         if loss is not None and loss.lost and report.received_at is not None:
             metrics.record_loss(self._settings.token_label(report.drain_token), loss)
-            self.losses.remember(loss_warning(app, loss, report.received_at))
+            self.losses.remember_loss(app, loss, report.received_at)
+        result = report.result
+        if result is not None and result.duplicate and report.received_at is not None:
+            self.losses.remember_duplicate(app, report.received_at)
+        if report.unanswered and report.received_at is not None:
+            counters.unanswered += 1
+            metrics.unanswered.inc()
+            self.losses.remember_unanswered(app, report.received_at)
         fields = report.log_fields()
         if status < 400:
             self._log.info("batch", **fields)

@@ -14,6 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from drain.decode.limits import DecodeLimits
+from drain.decode.rules import LineRules
 from drain.settings import Settings
 from drain.store.writer import Writer, WriterConfig
 from drain.web.body import BodyBudget
@@ -29,7 +30,8 @@ __all__ = ["DrainState"]
 class DrainState:
     """Everything one app instance holds (``app.state.drain``); built by :func:`create_app`.
 
-    ``pool`` and ``writer`` are set by the lifespan and are None outside it.
+    ``pool``, ``writer`` and ``rules`` are set by the lifespan and are None outside it
+    (``rules`` needs the database: the key of the client hash may be kept there).
     """
 
     settings: Settings
@@ -43,6 +45,7 @@ class DrainState:
     body_budget: BodyBudget
     pool: asyncpg.Pool | None = None
     writer: Writer | None = None
+    rules: LineRules | None = None
     insecure_warned_at: float | None = None
     #: POSTs admitted whose body is being read or decoded (not yet queued), and the mean
     #: rows per decoded body: under overload the rows they carry join the write queue next

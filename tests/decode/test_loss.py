@@ -1,6 +1,7 @@
-"""Upstream loss reports (drain.decode.loss): Logplex's L10 in both wordings, log-shuttle's
-L13 and its Logplex-Lost-Count header, read from the captured samples and from table cases
-(the samples through the Logplex decoder, whose ledger keeps the reports)."""
+"""Upstream loss reports (drain.decode.loss): Logplex's L10 in both wordings and its L11,
+L14, L15, log-shuttle's L12 and L13 and their Logplex-Drop-Count / Logplex-Lost-Count
+headers, read from the captured samples and from table cases (the samples through the
+Logplex decoder, whose ledger keeps the reports)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ from pathlib import Path
 import pytest
 
 from drain.decode.loss import (
-    SOURCE_HEADER,
+    SOURCE_DROP_HEADER,
     SOURCE_L10,
+    SOURCE_L11,
+    SOURCE_L12,
     SOURCE_L13,
+    SOURCE_L14,
+    SOURCE_L15,
+    SOURCE_LOST_HEADER,
     batch_loss,
-    parse_lost_count_header,
+    is_loss_line,
+    parse_count_header,
     parse_lost_line,
 )
 from drain.inputs.logplex import decode_body
 from drain.records import LostReport
-from tests.support.config import decode_limits
+from tests.support.config import RULES, decode_limits
 
 SAMPLES = Path(__file__).parent.parent / "data" / "samples"
 #: far from every sample's TIMESTAMP does not matter: loss lines are not events
@@ -29,7 +36,9 @@ WIDE = decode_limits(accept_past_s=1e10)
 
 def reports(name: str) -> list[LostReport]:
     """The loss reports the decoder's ledger keeps for a sample body."""
-    return decode_body((SAMPLES / name).read_bytes(), now=NOW, limits=WIDE).ledger.loss_reports
+    return decode_body(
+        (SAMPLES / name).read_bytes(), now=NOW, limits=WIDE, rules=RULES
+    ).ledger.loss_reports
 
 
 @pytest.mark.parametrize(
@@ -68,9 +77,38 @@ def reports(name: str) -> list[LostReport]:
             id="impossible_since_is_none",
         ),
         pytest.param(b"Error L10 (output buffer overflow)", None, id="no_count"),
+        pytest.param(b"Error L11 (tail buffer overflow): 3 messages dropped", None, id="no_since"),
         pytest.param(
-            b"Error L11 (tail buffer overflow): 3 messages dropped", None, id="other_code"
+            # heroku/logplex logplex_api.erl, to a tail session
+            b"Error L11 (Tail buffer overflow) -> This tail session dropped 5 messages since "
+            b"2026-11-30T11:00:00+00:00.",
+            LostReport(SOURCE_L11, 5, datetime(2026, 11, 30, 11, tzinfo=UTC)),
+            id="l11_tail_session",
         ),
+        pytest.param(
+            # heroku/log-shuttle logplex_formatter.go (v0.22.0), with -num-outlets 8
+            b"Error L12: 7100 messages dropped since 2026-11-30T22:43:00.082055+00:00",
+            LostReport(SOURCE_L12, 7100, datetime(2026, 11, 30, 22, 43, 0, 82055, tzinfo=UTC)),
+            id="l12_messages_dropped_since",
+        ),
+        pytest.param(
+            # older log-shuttle (batch.go): a full stop after the time
+            b"Error L12: 3 messages dropped since 2014-01-01T00:00:00.000000+00:00.",
+            LostReport(SOURCE_L12, 3, datetime(2014, 1, 1, tzinfo=UTC)),
+            id="l12_old_wording",
+        ),
+        pytest.param(
+            b'Error L14 (certificate validation): error="unknown ca" uri="syslog+tls://x:1/"',
+            LostReport(SOURCE_L14, 0, None),
+            id="l14_no_count",
+        ),
+        pytest.param(
+            b"Error L15 (Tail buffer temporarily unavailable)",
+            LostReport(SOURCE_L15, 0, None),
+            id="l15_no_count",
+        ),
+        pytest.param(b"Error L16: 3 messages lost since 2026-11-30T22:43:00Z", None, id="l16"),
+        pytest.param(b"Error L100: 3 messages lost since 2026-11-30T22:43:00Z", None, id="l100"),
         pytest.param(
             b"Error L13: 9999999999999999 messages lost since 2026-11-30T22:43:00Z",
             None,
@@ -87,8 +125,8 @@ def test_parse_lost_line(msg: bytes, expected: LostReport | None) -> None:
     ("value", "expected"),
     [("1", 1), (" 12 ", 12), (None, None), ("", None), ("-1", None), ("x", None), ("٣", None)],
 )
-def test_lost_count_header(value: str | None, expected: int | None) -> None:
-    assert parse_lost_count_header(value) == expected
+def test_count_headers(value: str | None, expected: int | None) -> None:
+    assert parse_count_header(value) == expected
 
 
 def test_logplex_l10_sample_without_lf() -> None:
@@ -122,7 +160,8 @@ def test_log_shuttle_l13_and_header_are_one_loss() -> None:
     ]
     loss = batch_loss(reports("log-shuttle/ls-l13-lost-frame.body"), header)
     assert loss.lost == 1  # the L13 line and the header describe the same message
-    assert [r.source for r in loss.reports] == [SOURCE_L13, SOURCE_HEADER]
+    assert loss.by_code == {SOURCE_L13: 1}
+    assert [r.source for r in loss.reports] == [SOURCE_L13, SOURCE_LOST_HEADER]
     assert loss.latest == LostReport(
         SOURCE_L13, 1, datetime(2026, 11, 30, 22, 43, 0, 82055, tzinfo=UTC)
     )
@@ -135,6 +174,46 @@ def test_header_alone_counts_and_larger_of_l13_and_header_wins() -> None:
     assert batch_loss(body, None).lost == 1
 
 
+def test_drops_and_losses_are_told_apart_and_each_pair_counted_once() -> None:
+    """log-shuttle sends an L12 line with Logplex-Drop-Count and an L13 line with
+    Logplex-Lost-Count (logplex_formatter.go): each pair is one loss; L10 adds up; L11,
+    L14 and L15 concern tail sessions and other drains, not this drain's lines."""
+    since = datetime(2026, 11, 30, 22, 43, tzinfo=UTC)
+    lines = [
+        LostReport(SOURCE_L12, 7100, since),
+        LostReport(SOURCE_L13, 20, since),
+        LostReport(SOURCE_L10, 2, since),
+        LostReport(SOURCE_L10, 3, since),
+        LostReport(SOURCE_L11, 9, since),
+        LostReport(SOURCE_L14, 0, None),
+    ]
+    loss = batch_loss(lines, "30", "7000")
+    assert loss.by_code == {SOURCE_L10: 5, SOURCE_L12: 7100, SOURCE_L13: 30}
+    assert loss.lost == 7135
+    assert [r.source for r in loss.reports[-2:]] == [SOURCE_DROP_HEADER, SOURCE_LOST_HEADER]
+    only_headers = batch_loss([], None, "7100")
+    assert (only_headers.lost, only_headers.by_code) == (7100, {SOURCE_L12: 7100})
+    assert batch_loss([LostReport(SOURCE_L11, 9, since)], None).lost == 0
+
+
+@pytest.mark.parametrize(
+    ("app_name", "proc", "msg", "expected"),
+    [
+        (b"heroku", b"logplex", b"Error L10 (output buffer overflow): 1 messages", True),
+        (b"heroku", b"logplex", b"Error L14 (certificate validation): x", True),
+        (b"shop", b"log-shuttle", b"Error L12: 1 messages dropped since x", True),
+        (b"app", b"log-shuttle", b"Error L13: 1 messages lost since x", True),
+        (b"heroku", b"web.1", b"Error L10 (output buffer overflow): 1 messages", False),
+        (b"app", b"web.1", b"Error L13: 1 messages lost since x", False),
+        (b"heroku", b"logplex", b"State changed from up to down", False),
+    ],
+)
+def test_which_lines_are_loss_lines(
+    app_name: bytes, proc: bytes, msg: bytes, expected: bool
+) -> None:
+    assert is_loss_line(app_name, proc, msg) is expected
+
+
 def test_lines_from_an_app_are_not_loss_reports() -> None:
     # The same words from the app's own output (APP-NAME app, PROCID web.1) are just lines.
     body = (
@@ -142,5 +221,5 @@ def test_lines_from_an_app_are_not_loss_reports() -> None:
         b"Error L13: 5 messages lost since 2026-11-30T22:43:00Z\n"
     )
     framed = str(len(body)).encode() + b" " + body
-    found = decode_body(framed, now=NOW, limits=WIDE).ledger.loss_reports
+    found = decode_body(framed, now=NOW, limits=WIDE, rules=RULES).ledger.loss_reports
     assert batch_loss(found, None).lost == 0

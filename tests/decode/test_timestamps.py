@@ -20,7 +20,7 @@ from drain.decode.loss import batch_loss, parse_lost_line
 from drain.decode.syslog import parse_timestamp
 from drain.inputs.logplex import decode_body
 from tests.support.app import drain, fetch
-from tests.support.config import LIMITS
+from tests.support.config import LIMITS, RULES
 from tests.support.oracle import check_ledger, reference_decode
 from tests.support.served import logplex_headers
 
@@ -104,12 +104,13 @@ def _check(ts: bytes) -> None:
     assert when is None or when.tzinfo is UTC
     body = _body(ts)
     for decode in (decode_body, reference_decode):
-        batch = decode(body, now=NOW, limits=LIMITS)
+        batch = decode(body, now=NOW, limits=LIMITS, rules=RULES)
         check_ledger(batch)
         assert batch.ledger.frames == 7
         good = [orjson.loads(e.payload)["n"] for e in batch.events if e.tag == "ts.good"]
         assert good == [1, 2]
-    loss = batch_loss(decode_body(body, now=NOW, limits=LIMITS).ledger.loss_reports, "4")
+    reports = decode_body(body, now=NOW, limits=LIMITS, rules=RULES).ledger.loss_reports
+    loss = batch_loss(reports, "4")
     assert loss.lost >= 2 + 4  # the L10 with a valid header (2), the L13 or the header (>= 4)
     report = parse_lost_line(b"Error L13: 3 messages lost since " + ts)
     assert report is not None and report.lost == 3

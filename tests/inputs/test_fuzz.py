@@ -26,7 +26,7 @@ from drain.errors import TooManyFrames
 from drain.inputs.logplex import decode_body
 from testkit.hostile import corpus, good, mutate, named_cases, sample_bodies
 from tests.support.app import drain, fetch
-from tests.support.config import LIMITS, decode_limits
+from tests.support.config import LIMITS, RULES, decode_limits
 from tests.support.oracle import check_ledger
 from tests.support.served import logplex_headers
 
@@ -46,7 +46,7 @@ def test_corpus_is_committed_and_varied() -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_named_case_keeps_the_ledger_and_the_good_events(name: str) -> None:
     body, expected = CASES[name]
-    batch = decode_body(body, now=NOW, limits=LIMITS)
+    batch = decode_body(body, now=NOW, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     assert batch.ledger.events == expected
     good_ns = [orjson.loads(e.payload).get("n") for e in batch.events if e.tag == "fuzz.good"]
@@ -55,17 +55,19 @@ def test_named_case_keeps_the_ledger_and_the_good_events(name: str) -> None:
 
 def test_every_corpus_file_keeps_the_ledger() -> None:
     for _name, body in CORPUS:
-        check_ledger(decode_body(body, now=NOW, limits=LIMITS))
+        check_ledger(decode_body(body, now=NOW, limits=LIMITS, rules=RULES))
 
 
 def test_more_frames_than_the_cap_raise_after_decoding_at_most_the_cap() -> None:
     limits = decode_limits(max_frames=100)
-    check_ledger(decode_body(b"1 x" * 100, now=NOW, limits=limits))
+    check_ledger(decode_body(b"1 x" * 100, now=NOW, limits=limits, rules=RULES))
     with pytest.raises(TooManyFrames) as raised:
-        decode_body(b"1 x" * 101, now=NOW, limits=limits)
+        decode_body(b"1 x" * 101, now=NOW, limits=limits, rules=RULES)
     assert raised.value.offset == 300
     assert "more than 100 frames" in str(raised.value)
-    unbounded = decode_body(b"1 x" * 30_000, now=NOW, limits=decode_limits(max_frames=None))
+    unbounded = decode_body(
+        b"1 x" * 30_000, now=NOW, limits=decode_limits(max_frames=None), rules=RULES
+    )
     assert unbounded.ledger.not_events == 30_000
 
 
@@ -75,7 +77,9 @@ def test_mutations_of_corpus_and_samples_keep_the_ledger(data: st.DataObject) ->
     pool = [body for _name, body in CORPUS if len(body) < 20_000] + SAMPLE_BODIES
     body = data.draw(st.sampled_from(pool))
     seed = data.draw(st.integers(0, 2**32 - 1))
-    check_ledger(decode_body(mutate(body, random.Random(seed), edits=8), now=NOW, limits=LIMITS))
+    check_ledger(
+        decode_body(mutate(body, random.Random(seed), edits=8), now=NOW, limits=LIMITS, rules=RULES)
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,14 +88,14 @@ def test_random_bytes_between_good_events_keep_both(junk: bytes, msg: bytes) -> 
     """Any bytes as the middle frame's message: both good events are decoded."""
     middle = str(len(msg) + 1).encode() + b" " + msg + b"\n" if msg else b""
     body = good(NOW, 1) + middle + good(NOW, 2)
-    batch = decode_body(body, now=NOW, limits=LIMITS)
+    batch = decode_body(body, now=NOW, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     assert [orjson.loads(e.payload).get("n") for e in batch.events if e.tag == "fuzz.good"][:1] == [
         1
     ]
     assert batch.ledger.events >= 2
-    check_ledger(decode_body(junk, now=NOW, limits=LIMITS))
-    check_ledger(decode_body(good(NOW, 1) + junk, now=NOW, limits=LIMITS))
+    check_ledger(decode_body(junk, now=NOW, limits=LIMITS, rules=RULES))
+    check_ledger(decode_body(good(NOW, 1) + junk, now=NOW, limits=LIMITS, rules=RULES))
 
 
 async def test_hostile_bodies_over_http_never_5xx_and_good_events_are_stored(
@@ -120,9 +124,9 @@ async def test_hostile_bodies_over_http_never_5xx_and_good_events_are_stored(
             h = response.headers
             frames = int(h["drain-frames"])
             stored = int(h["drain-events-stored"])
-            assert frames == stored + int(h["drain-quarantined"]) + int(h["drain-not-events"]) - (
-                1 if "drain-framing-error-offset" in h else 0
-            ), name
+            typed = int(h.get("drain-typed-lines", "0"))
+            accounted = stored + typed + int(h["drain-quarantined"]) + int(h["drain-not-events"])
+            assert frames == accounted - (1 if "drain-framing-error-offset" in h else 0), name
             if expected is not None:
                 assert stored == expected, name
                 expected_stored += expected

@@ -15,7 +15,7 @@ from drain.decode.framing import encode_frames
 from drain.inputs.logplex import decode_body
 from drain.records import EventRow
 from drain.records import QuarantineReason as R
-from tests.support.config import LIMITS, decode_limits
+from tests.support.config import LIMITS, RULES, decode_limits, line_rules
 from tests.support.oracle import check_ledger
 
 SAMPLES = Path(__file__).parent.parent / "data" / "samples"
@@ -29,7 +29,11 @@ def sample(name: str) -> bytes:
 
 def test_td_convention_batch() -> None:
     batch = decode_body(
-        sample("log-shuttle/ls-td-convention-lines.body"), now=NOW, msg_count=13, limits=LIMITS
+        sample("log-shuttle/ls-td-convention-lines.body"),
+        now=NOW,
+        msg_count=13,
+        limits=LIMITS,
+        rules=RULES,
     )
     check_ledger(batch)
     led = batch.ledger
@@ -66,7 +70,9 @@ def test_td_convention_batch() -> None:
 
 
 def test_odd_bytes_batch() -> None:
-    batch = decode_body(sample("log-shuttle/ls-odd-bytes.body"), now=NOW, limits=LIMITS)
+    batch = decode_body(
+        sample("log-shuttle/ls-odd-bytes.body"), now=NOW, limits=LIMITS, rules=RULES
+    )
     check_ledger(batch)
     assert [e.payload for e in batch.events] == [
         '{"crlf":1}',
@@ -83,34 +89,56 @@ def test_odd_bytes_batch() -> None:
 
 
 def test_gzip_sample_gunzipped() -> None:
-    batch = decode_body(sample("log-shuttle/ls-gzip.body"), now=NOW, msg_count=1, limits=LIMITS)
+    batch = decode_body(
+        sample("log-shuttle/ls-gzip.body"), now=NOW, msg_count=1, limits=LIMITS, rules=RULES
+    )
     check_ledger(batch)
     assert [e.payload for e in batch.events] == ['{"gz":1}']
 
 
 def test_logplex_and_log_shuttle_errors_are_classified() -> None:
-    for name in ["logplex-issue105-l10-no-lf.body", "log-shuttle/ls-l13-lost-frame.body"]:
-        led = decode_body(sample(name), now=NOW, limits=LIMITS).ledger
-        assert led.not_events_by_kind == {"logplex_error": 1, "untagged": 1}
+    # log-shuttle's L13 of 2026-11-30 is in the acceptance window: a platform event, with
+    # its loss report in the ledger
     led = decode_body(
-        sample("l2met-l10-tcpstyle-reconstructed.body"), now=NOW, limits=LIMITS
+        sample("log-shuttle/ls-l13-lost-frame.body"), now=NOW, limits=LIMITS, rules=RULES
+    ).ledger
+    assert (led.typed_by_kind, led.not_events_by_kind) == ({"platform": 1}, {"untagged": 1})
+    assert [r.source for r in led.loss_reports] == ["L13"]
+    # Logplex's L10 of 2014 is not: its bare loss report (logplex_error), and the dyno's
+    # state change of 2014 is out_of_window
+    led = decode_body(
+        sample("logplex-issue105-l10-no-lf.body"), now=NOW, limits=LIMITS, rules=RULES
+    ).ledger
+    assert led.not_events_by_kind == {"logplex_error": 1, "out_of_window": 1}
+    assert [r.source for r in led.loss_reports] == ["L10"]
+    off = line_rules(drain_platform_events=False)
+    led = decode_body(
+        sample("log-shuttle/ls-l13-lost-frame.body"), now=NOW, limits=LIMITS, rules=off
+    ).ledger
+    assert led.not_events_by_kind == {"logplex_error": 1, "untagged": 1}
+    led = decode_body(
+        sample("l2met-l10-tcpstyle-reconstructed.body"), now=NOW, limits=LIMITS, rules=RULES
     ).ledger
     assert led.not_events_by_kind == {"logplex_error": 1}
 
 
 def test_l10_from_an_app_is_untagged() -> None:
     body = encode_frames([b"<172>1 2026-11-30T00:00:00Z host app logplex - Error L10 (x)"])
-    assert decode_body(body, now=NOW, limits=LIMITS).ledger.not_events_by_kind == {"untagged": 1}
+    assert decode_body(body, now=NOW, limits=LIMITS, rules=RULES).ledger.not_events_by_kind == {
+        "untagged": 1
+    }
 
 
 def test_msg_count_mismatch_is_reported() -> None:
-    led = decode_body(sample("logplex-doc-10msg.body"), now=NOW, msg_count=11, limits=LIMITS).ledger
+    led = decode_body(
+        sample("logplex-doc-10msg.body"), now=NOW, msg_count=11, limits=LIMITS, rules=RULES
+    ).ledger
     assert led.frames == 10 and led.msg_count_header == 11 and led.msg_count_mismatch
 
 
 def test_truncated_last_frame_keeps_earlier() -> None:
     body = sample("devcenter-https-drain-2msg-truncated-last.body")
-    batch = decode_body(body, now=NOW, limits=LIMITS)
+    batch = decode_body(body, now=NOW, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     assert batch.ledger.frames == 1
     (bad,) = batch.quarantined
@@ -126,7 +154,9 @@ def test_count_too_long_reads_into_next_frame() -> None:
     # Counts 1 byte too long (the fixture lost its LFs): the first frame eats the "1" of
     # "164", the next 64 bytes read as a frame whose header is cut (malformed line), and
     # the 99 bytes after that are not a frame.
-    batch = decode_body(sample("heroku-log-parser-2014-asis.body"), now=NOW, limits=LIMITS)
+    batch = decode_body(
+        sample("heroku-log-parser-2014-asis.body"), now=NOW, limits=LIMITS, rules=RULES
+    )
     check_ledger(batch)
     led = batch.ledger
     assert led.frames == 2
@@ -135,7 +165,7 @@ def test_count_too_long_reads_into_next_frame() -> None:
 
 
 def test_vector_asis_has_no_frames() -> None:
-    batch = decode_body(sample("vector-router-asis.body"), now=NOW, limits=LIMITS)
+    batch = decode_body(sample("vector-router-asis.body"), now=NOW, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     assert batch.ledger.frames == 0 and batch.ledger.framing_error_offset == 0
     assert batch.quarantined[0].raw_bytes == 270
@@ -143,7 +173,9 @@ def test_vector_asis_has_no_frames() -> None:
 
 def test_bad_framing_raw_is_cut() -> None:
     body = b"x" * 100
-    batch = decode_body(body, now=NOW, limits=decode_limits(max_quarantine_raw_bytes=10))
+    batch = decode_body(
+        body, now=NOW, limits=decode_limits(max_quarantine_raw_bytes=10), rules=RULES
+    )
     (bad,) = batch.quarantined
     assert bad.raw == b"x" * 10 and bad.raw_bytes == 100 and bad.frame_offset == 0
 
@@ -155,7 +187,7 @@ def test_moves_past_too_long_frame() -> None:
     big = EVENT + b'{"k":"' + b"x" * 200 + b'"}'
     body = encode_frames([EVENT + b"{}\n", big, EVENT + b'{"a":1}\n'])
     limits = decode_limits(max_frame_bytes=100, max_quarantine_raw_bytes=50)
-    batch = decode_body(body, now=NOW, limits=limits)
+    batch = decode_body(body, now=NOW, limits=limits, rules=RULES)
     check_ledger(batch)
     assert [e.payload for e in batch.events] == ["{}", '{"a":1}']
     (q,) = batch.quarantined
@@ -170,7 +202,7 @@ def test_bad_syslog_header_with_tag_is_quarantined() -> None:
     body = encode_frames(
         [b"<190>1 - host app web.1 - @[t] {}\n", b"<190>1 - host app web.1 - hello\n"]
     )
-    batch = decode_body(body, now=NOW, limits=LIMITS)
+    batch = decode_body(body, now=NOW, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     (q,) = batch.quarantined
     assert q.reason is R.BAD_SYSLOG_HEADER
@@ -192,7 +224,7 @@ def test_bad_syslog_header_with_tag_is_quarantined() -> None:
 def test_acceptance_window(when: datetime, stored: bool) -> None:
     ts = when.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00").encode()
     body = encode_frames([b"<190>1 " + ts + b' host app web.1 - @[a.b] {"x":1}\n'])
-    batch = decode_body(body, now=NOW, limits=LIMITS)
+    batch = decode_body(body, now=NOW, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     assert len(batch.events) == int(stored)
     if not stored:
@@ -202,7 +234,9 @@ def test_acceptance_window(when: datetime, stored: bool) -> None:
 
 
 def test_out_of_window_detail() -> None:
-    batch = decode_body(sample("log-shuttle/ls-rfc5424-passthrough.body"), now=NOW, limits=LIMITS)
+    batch = decode_body(
+        sample("log-shuttle/ls-rfc5424-passthrough.body"), now=NOW, limits=LIMITS, rules=RULES
+    )
     (q,) = batch.quarantined
     assert q.detail == (
         "TIMESTAMP 2024-01-02T03:04:05.123456Z is more than 604800 s before receipt "
@@ -211,7 +245,7 @@ def test_out_of_window_detail() -> None:
 
 
 def test_empty_body() -> None:
-    batch = decode_body(b"", now=NOW, msg_count=0, limits=LIMITS)
+    batch = decode_body(b"", now=NOW, msg_count=0, limits=LIMITS, rules=RULES)
     check_ledger(batch)
     assert batch.ledger.frames == 0 and batch.quarantined == [] and batch.events == []
     assert not batch.ledger.msg_count_mismatch
@@ -219,12 +253,14 @@ def test_empty_body() -> None:
 
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="tz-aware"):
-        decode_body(b"", now=datetime(2026, 12, 1), limits=LIMITS)
+        decode_body(b"", now=datetime(2026, 12, 1), limits=LIMITS, rules=RULES)
 
 
 def test_every_sample_keeps_the_ledger() -> None:
     for path in sorted(SAMPLES.rglob("*.body")):
-        check_ledger(decode_body(sample(str(path.relative_to(SAMPLES))), now=NOW, limits=LIMITS))
+        check_ledger(
+            decode_body(sample(str(path.relative_to(SAMPLES))), now=NOW, limits=LIMITS, rules=RULES)
+        )
 
 
 _BODIES = sorted(p for p in SAMPLES.rglob("*.body") if p.name != "ls-gzip.body")
@@ -249,7 +285,7 @@ def test_ledger_invariant_for_arbitrary_bodies(
 ) -> None:
     body = encode_frames(lines) + tail
     limits = decode_limits(max_frame_bytes=max_frame or 65536, max_quarantine_raw_bytes=40)
-    batch = decode_body(body, now=NOW, limits=limits)
+    batch = decode_body(body, now=NOW, limits=limits, rules=RULES)
     check_ledger(batch)
     assert batch.ledger.frames <= len(lines) + len(tail) // 2
     assert all(len(q.raw) <= 40 for q in batch.quarantined)
@@ -270,4 +306,4 @@ def test_ledger_invariant_for_mutated_samples(path: Path, edits: list[tuple[int,
     body = bytearray(path.read_bytes())
     for pos, byte in edits:
         body[pos % len(body)] = byte
-    check_ledger(decode_body(bytes(body), now=NOW, limits=LIMITS))
+    check_ledger(decode_body(bytes(body), now=NOW, limits=LIMITS, rules=RULES))

@@ -41,7 +41,7 @@ from drain.inputs.otlp import (
     syslog_severity,
 )
 from drain.records import DecodedBatch, EventRow, QuarantineReason
-from tests.support.config import LIMITS, decode_limits
+from tests.support.config import LIMITS, RULES, decode_limits
 from tests.support.otlp import FIR_RESOURCE, Record, add_resource, as_json, logs_request, nanos
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -51,7 +51,9 @@ PAY = '@[production.pay] {"uid":123,"item_category":"categoryA","price":321}'
 
 def decode(data: bytes, encoding: Encoding = Encoding.PROTOBUF, **limits: Any) -> DecodedBatch:
     """decode_logs at :data:`NOW` with the default limits and ``limits``."""
-    return decode_logs(data, encoding=encoding, now=NOW, limits=decode_limits(**limits))
+    return decode_logs(
+        data, encoding=encoding, now=NOW, limits=decode_limits(**limits), rules=RULES
+    )
 
 
 def test_a_tagged_body_becomes_an_event_with_its_app_and_dyno() -> None:
@@ -345,7 +347,9 @@ def test_the_sdks_own_encoder_gives_bodies_that_decode() -> None:
     logger.emit(body="GET /items 200", severity_number=SeverityNumber.INFO)
     body = encode_logs(memory.get_finished_logs()).SerializeToString()
     provider.shutdown()
-    batch = decode_logs(body, encoding=Encoding.PROTOBUF, now=datetime.now(UTC), limits=LIMITS)
+    batch = decode_logs(
+        body, encoding=Encoding.PROTOBUF, now=datetime.now(UTC), limits=LIMITS, rules=RULES
+    )
     [event] = batch.events
     assert (event.tag, event.app, event.severity, event.proc_id) == (
         "production.pay",
@@ -443,3 +447,30 @@ def test_failures_carry_a_status() -> None:
     assert (status.code, status.message) == (3, "not a protobuf")  # INVALID_ARGUMENT
     document = json.loads(status_body(503, "database unavailable", Encoding.JSON))
     assert document == {"code": 14, "message": "database unavailable"}  # UNAVAILABLE
+
+
+def test_a_record_whose_resource_names_an_add_on_becomes_typed_rows() -> None:
+    """A resource whose ``service.instance.id`` (PROCID) is an add-on's gives its records
+    the add-on metrics rule, as on Logplex: rows of platform_metrics, counted typed; the
+    same text from an app's dyno is an ordinary line."""
+    line = (
+        "source=HEROKU_POSTGRESQL_BLUE sample#db_size=8965671096bytes sample#tables=37 "
+        "sample#active-connections=73"
+    )
+    request = logs_request([Record(line, nanos(AT))], {"service.name": "shop"})
+    add_resource(
+        request,
+        [Record(line, nanos(AT))],
+        {"service.name": "shop", "service.instance.id": "heroku-postgres"},
+    )
+    batch = decode(request.SerializeToString())
+    metrics = batch.rows["platform_metrics"]
+    assert sorted(row.name for row in metrics) == [  # type: ignore[attr-defined]
+        "active-connections",
+        "db_size",
+        "tables",
+    ]
+    assert batch.ledger.typed_by_kind == {"addon_metrics": 1}
+    assert batch.ledger.typed == 1
+    assert batch.ledger.not_events_by_kind == {"untagged": 1}
+    assert batch.ledger.frames == 2 and batch.ledger.not_events == 1

@@ -23,7 +23,7 @@ from drain.decode.limits import DecodeLimits
 from drain.errors import TooManyFrames
 from drain.inputs.logplex import decode_body
 from testkit.hostile import corpus, mutate, named_cases, sample_bodies
-from tests.support.config import decode_limits
+from tests.support.config import RULES, decode_limits
 from tests.support.oracle import reference_decode
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,13 +36,14 @@ def same(body: bytes, now: datetime = NOW, limits: DecodeLimits | None = None) -
     """Decode ``body`` both ways and assert the same result (or the same TooManyFrames)."""
     limits = limits or decode_limits()
     try:
-        want = reference_decode(body, now=now, limits=limits, msg_count=3)
+        want = reference_decode(body, now=now, limits=limits, rules=RULES, msg_count=3)
     except TooManyFrames as err:
         with pytest.raises(TooManyFrames) as raised:
-            decode_body(body, now=now, limits=limits, msg_count=3)
+            decode_body(body, now=now, limits=limits, rules=RULES, msg_count=3)
         assert (raised.value.max_frames, raised.value.offset) == (err.max_frames, err.offset)
         return
-    got = decode_body(body, now=now, limits=limits, msg_count=3)
+    got = decode_body(body, now=now, limits=limits, rules=RULES, msg_count=3)
+    assert {k: v for k, v in got.rows.items() if v} == {k: v for k, v in want.rows.items() if v}
     assert got.events == want.events
     assert got.quarantined == want.quarantined
     assert got.ledger == want.ledger
@@ -76,7 +77,7 @@ def test_frame_count_bound_is_the_same() -> None:
     same(body, limits=decode_limits(max_frames=5))
     same(body, limits=decode_limits(max_frames=4))
     with pytest.raises(TooManyFrames):
-        decode_body(body, now=NOW, limits=decode_limits(max_frames=4))
+        decode_body(body, now=NOW, limits=decode_limits(max_frames=4), rules=RULES)
 
 
 def _mostly(common: list[bytes], rare: list[bytes]) -> st.SearchStrategy[bytes]:

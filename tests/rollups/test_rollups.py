@@ -57,7 +57,13 @@ def test_shipped_rollups_parse() -> None:
         "events_per_tag_hourly",
         "events_per_minute",
         "tag_catalog_daily",
+        "router_hourly",
+        "page_views_daily",
+        "dyno_metrics_hourly",
     }
+    assert specs["payment_history"].sources == ("raw_events",)
+    assert specs["router_hourly"].sources == ("router_requests",)
+    assert specs["dyno_metrics_hourly"].sources == ("platform_metrics", "platform_events")
     pay = specs["payment_history"]
     assert (pay.schedule, pay.target, pay.bucket_s, pay.lateness_s) == (
         "0 * * * *",

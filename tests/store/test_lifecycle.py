@@ -18,6 +18,7 @@ from drain.rollups.clock import Clock
 from drain.store.lifecycle import days_ahead, maintain, partition_table
 from drain.store.migrate import migrate
 from drain.store.partitions import ensure_partitions, list_partitions, partition_name
+from drain.store.tables import TABLES
 from drain.store.writer import Writer
 from tests.support.config import clock_config, retention_policy, writer_config
 from tests.support.served import clean_env, drain_command
@@ -81,7 +82,8 @@ async def test_maintain_makes_ahead_drops_expired_and_prunes(pool: asyncpg.Pool)
     report = await maintain(pool, POLICY, now=NOW)
     # kept: every day whose end is within 10 days of now (day -10 ends 9.x days ago)
     assert await attached_days(pool) == [day(n) for n in (-10, -9, -3, 0, 1, 2)]
-    assert report.created == [("raw_events", day(n)) for n in (0, 1, 2)]
+    # every data table gets its partitions ahead (raw_events and the typed tables)
+    assert sorted(report.created) == sorted((t, day(n)) for t in TABLES for n in (0, 1, 2))
     assert report.detached == [partition_name("raw_events", day(n)) for n in (-30, -12, -11)]
     assert report.dropped == report.detached and report.blocking == [] and report.failed == []
     assert (report.ledger_pruned, report.quarantine_pruned, report.ahead_days) == (1, 1, 2)

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from drain.decode.limits import DecodeLimits
+from drain.decode.rules import LineRules
 from drain.rollups.clock import ClockConfig
 from drain.settings import Settings
 from drain.store.lifecycle import RetentionPolicy
@@ -15,6 +16,16 @@ from drain.store.writer import WriterConfig
 DEFAULTS = Settings.defaults()
 #: the decoder's default bounds
 LIMITS = DEFAULTS.decode_limits()
+#: the key the tests hash client addresses with (the database's is random)
+CLIENT_KEY = b"drain-tests-client-hash-key-0001"
+#: the default rules for Heroku's own lines (every table on, fwd hashed with CLIENT_KEY)
+RULES = DEFAULTS.line_rules(CLIENT_KEY)
+
+
+def line_rules(**overrides: Any) -> LineRules:
+    """The rules of :meth:`Settings.line_rules` for the defaults with these setting
+    ``overrides`` (e.g. ``drain_router_requests=False``), hashing with CLIENT_KEY."""
+    return Settings.defaults(**overrides).line_rules(CLIENT_KEY)
 
 
 def decode_limits(**overrides: Any) -> DecodeLimits:

@@ -12,22 +12,49 @@ from datetime import datetime
 import orjson
 
 from drain.decode.limits import DecodeLimits
+from drain.decode.rules import LineRules
 from drain.inputs.logplex import KIND_UNTAGGED, iter_outcomes
-from drain.records import RAW_EVENTS, DecodedBatch, EventRow, Ledger, QuarantineRow
+from drain.records import (
+    RAW_EVENTS,
+    ROW_TABLES,
+    DecodedBatch,
+    EventRow,
+    Ledger,
+    PlatformEventRow,
+    QuarantineRow,
+    Row,
+)
 
 
 def reference_decode(
-    body: bytes, *, now: datetime, limits: DecodeLimits, msg_count: int | None = None
+    body: bytes,
+    *,
+    now: datetime,
+    limits: DecodeLimits,
+    rules: LineRules,
+    msg_count: int | None = None,
 ) -> DecodedBatch:
     """The batch of ``body`` as the outcome-by-outcome walk sees it."""
     events: list[EventRow] = []
+    rows: dict[str, list[Row]] = {RAW_EVENTS: events}  # type: ignore[dict-item]
     quarantined: list[QuarantineRow] = []
     ledger = Ledger(body_bytes=len(body), msg_count_header=msg_count)
     not_events = 0
-    for item in iter_outcomes(body, now=now, limits=limits):
+    for item in iter_outcomes(body, now=now, limits=limits, rules=rules):
         ledger.frames += item.framed
         if item.event is not None:
             events.append(item.event)
+        elif item.typed is not None:
+            ledger.typed += 1
+            kind = item.typed.kind
+            ledger.typed_by_kind[kind] = ledger.typed_by_kind.get(kind, 0) + 1
+            for row in item.typed.rows:
+                rows.setdefault(ROW_TABLES[type(row)], []).append(row)
+                if isinstance(row, PlatformEventRow):
+                    code = row.code or ""
+                    ledger.platform_codes[code] = ledger.platform_codes.get(code, 0) + 1
+            if item.typed.loss is not None:
+                ledger.loss_reports.append(item.typed.loss)
         elif item.quarantine is not None:
             row = item.quarantine
             quarantined.append(row)
@@ -45,18 +72,29 @@ def reference_decode(
     ledger.events = len(events)
     ledger.quarantined = len(quarantined)
     ledger.not_events = not_events
-    return DecodedBatch({RAW_EVENTS: events}, quarantined, ledger)  # type: ignore[dict-item]
+    return DecodedBatch(rows, quarantined, ledger)
 
 
 def check_ledger(batch: DecodedBatch) -> None:
-    """Assert the ledger's invariants (drain.records.Ledger) and that every event's payload
-    is a JSON object without U+0000."""
+    """Assert the ledger's invariants (drain.records.Ledger), that every event's payload
+    is a JSON object without U+0000, and that every typed row is in its table's list."""
     ledger = batch.ledger
-    assert ledger.frames + ledger.rests == ledger.events + ledger.quarantined + ledger.not_events
+    assert ledger.frames + ledger.rests == (
+        ledger.events + ledger.typed + ledger.quarantined + ledger.not_events
+    )
     assert len(batch.quarantined) == ledger.quarantined
     assert sum(ledger.quarantined_by_reason.values()) == ledger.quarantined
     assert sum(ledger.not_events_by_kind.values()) == ledger.not_events
+    assert sum(ledger.typed_by_kind.values()) == ledger.typed
     assert len(batch.events) == ledger.events
+    typed_rows = sum(len(rows) for table, rows in batch.rows.items() if table != RAW_EVENTS)
+    assert typed_rows >= ledger.typed  # every typed frame has at least one row
+    assert sum(ledger.platform_codes.values()) == len(batch.rows.get("platform_events", []))
+    for table, table_rows in batch.rows.items():
+        for row in table_rows:
+            assert ROW_TABLES[type(row)] == table
+            for value in row:
+                assert not (isinstance(value, str) and "\x00" in value), (table, row)
     for event in batch.events:
         assert isinstance(orjson.loads(event.payload), dict)
         assert "\x00" not in event.payload

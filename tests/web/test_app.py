@@ -42,8 +42,13 @@ async def test_logplex_batch_is_stored_and_answered_with_an_empty_200(migrated_u
     assert response.headers["drain-frames"] == "3"
     assert response.headers["drain-events-stored"] == "1"
     assert response.headers["drain-quarantined"] == "1"
-    assert response.headers["drain-not-events"] == "1"
+    assert response.headers["drain-not-events"] == "0"
+    # the router line is one of Heroku's own lines: a row of router_requests
+    assert response.headers["drain-typed-lines"] == "1"
+    assert response.headers["drain-typed-rows-stored"] == "1"
     assert "drain-duplicate" not in response.headers
+    (router,) = await fetch(migrated_url, "SELECT method, path, frame_id FROM router_requests")
+    assert tuple(router) == ("GET", "/", "f-1")
 
     rows = await fetch(migrated_url, "SELECT * FROM raw_events")
     assert len(rows) == 1

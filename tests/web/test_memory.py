@@ -35,7 +35,7 @@ from drain.web.app import create_app
 from drain.web.body import GZIP_STEP_BYTES, BodyBudget, GzipDecoder
 from drain.web.worker import tune_malloc
 from testkit import hostile
-from tests.support.config import LIMITS
+from tests.support.config import LIMITS, RULES
 from tests.support.oracle import reference_decode
 from tests.support.served import (
     AUTH,
@@ -88,12 +88,19 @@ def alive(*names: str) -> dict[str, int]:
 
 
 DECODERS: dict[str, Callable[[bytes], object]] = {
-    "decode_body": lambda body: decode_body(body, now=hostile.CORPUS_TIME, limits=LIMITS),
-    "reference_decode": lambda body: reference_decode(body, now=hostile.CORPUS_TIME, limits=LIMITS),
-    "batch_loss": lambda body: batch_loss(
-        decode_body(body, now=hostile.CORPUS_TIME, limits=LIMITS).ledger.loss_reports, "3"
+    "decode_body": lambda body: decode_body(
+        body, now=hostile.CORPUS_TIME, limits=LIMITS, rules=RULES
     ),
-    "dump_body": lambda body: list(dump_body(body, now=hostile.CORPUS_TIME, limits=LIMITS)),
+    "reference_decode": lambda body: reference_decode(
+        body, now=hostile.CORPUS_TIME, limits=LIMITS, rules=RULES
+    ),
+    "batch_loss": lambda body: batch_loss(
+        decode_body(body, now=hostile.CORPUS_TIME, limits=LIMITS, rules=RULES).ledger.loss_reports,
+        "3",
+    ),
+    "dump_body": lambda body: list(
+        dump_body(body, now=hostile.CORPUS_TIME, limits=LIMITS, rules=RULES)
+    ),
 }
 
 
@@ -116,7 +123,7 @@ def test_decoding_leaves_no_reference_cycle(decoder: str) -> None:
 
 def test_decoded_rows_share_the_header_fields_of_their_body() -> None:
     """HOSTNAME, APP-NAME and PROCID are decoded once per body: one str for all rows."""
-    rows = decode_body(events_body(NOW, "t.x", 50), now=NOW, limits=LIMITS).events[
+    rows = decode_body(events_body(NOW, "t.x", 50), now=NOW, limits=LIMITS, rules=RULES).events[
         1:
     ]  # the first event
     assert len({id(row.hostname) for row in rows}) == 1  # of a tag takes the general path

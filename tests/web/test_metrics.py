@@ -88,12 +88,15 @@ async def test_metrics_count_what_the_drain_did(migrated_url: str) -> None:
     assert value(found, "drain_events_received_total") == 6
     assert value(found, "drain_events_stored_total", app="shop") == 3  # the retry added nothing
     assert value(found, "drain_quarantined_lines_total", reason="invalid_json") == 1
-    assert value(found, "drain_not_event_lines_total", kind="untagged") == 2
+    # the router line, decoded twice, stored once
+    assert value(found, "drain_typed_lines_total", kind="router") == 2
+    assert value(found, "drain_rows_stored_total", table="router_requests") == 1
+    assert value(found, "drain_rows_stored_total", table="raw_events") == 3
     assert value(found, "drain_duplicate_batches_total") == 1
     assert value(found, "drain_commit_rows_count") == 2  # the first write and the duplicate's
-    # rows handed to each transaction: 3 events + 1 quarantined, twice (the duplicate is
-    # found inside the transaction, by the ledger)
-    assert value(found, "drain_commit_rows_sum") == 8
+    # rows handed to each transaction: 3 events + 1 router row + 1 quarantined, twice (the
+    # duplicate is found inside the transaction, by the ledger)
+    assert value(found, "drain_commit_rows_sum") == 10
     assert value(found, "drain_commit_duration_seconds_count") == 2
     assert value(found, "drain_write_queue_events") == 0
     assert value(found, "drain_partitions_ahead_days") == 2  # the writer made them at start
@@ -130,14 +133,19 @@ async def test_heroku_losses_are_counted_and_shown_in_health(migrated_url: str) 
     )
     # log-shuttle's L13 line and its Logplex-Lost-Count header are one loss of 1 message
     assert value(found, "drain_upstream_lost_messages_total", drain_token="", source="L13") == 1
-    assert value(found, "drain_not_event_lines_total", kind="logplex_error") == 2
+    # the L10 of 2014 is outside the acceptance window: a bare loss report; the L13 of
+    # 2026-11-30 is inside it: a platform event too
+    assert value(found, "drain_not_event_lines_total", kind="logplex_error") == 1
+    assert value(found, "drain_platform_events_total", code="L13") == 1
     assert health["status"] == "ok"
-    (warning,) = [w for w in health["warnings"] if w["kind"] == "upstream_loss"]
-    assert warning["lost"] == 1 and warning["source"] == "L13"
-    assert warning["since"] == "2026-11-30T22:43:00.082055+00:00"
-    assert "drain_token" not in warning and warning["app"] == "other"  # /health is public
+    l10, l13 = [w for w in health["warnings"] if w["kind"] == "upstream_loss"]
+    assert (l10["source"], l10["lost"], l10["app"]) == ("L10", 1, "other")
+    assert l13["lost"] == 1 and l13["source"] == "L13"
+    assert l13["since"] == "2026-11-30T22:43:00.082055+00:00"
+    assert "drain_token" not in l13 and l13["app"] == "other"  # /health is public
     assert DRAIN_TOKEN not in str(health)
-    assert "lost before they reached this drain" in warning["message"]
+    assert "lost before they reached this drain" in l13["message"]
+    assert "sender's count" in l13["message"] and l13["retries_since"] == 0
 
 
 async def test_health_warns_when_partitions_are_not_made_ahead(migrated_url: str) -> None:
