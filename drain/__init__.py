@@ -17,3 +17,8 @@ Shared by all: :mod:`drain.records` (what flows between the stages), :mod:`drain
 """
 
 __version__ = "0.1.0"
+
+from drain import speedups as _speedups
+
+if _speedups.pure_python_requested():
+    _speedups.use_pure_python()

@@ -267,7 +267,9 @@ def _header_error(parts: list[bytes]) -> LineError:
         parts = [*parts[:-1], strip_eol(parts[-1])]
     head = parts[0]
     close = head.find(b">", 1, 5)
-    digits = head[1:close]
+    # not head[1:close] when close is -1: mypyc's bytes slice raises SystemError when the
+    # stop lands before the start (CPython gives b"")
+    digits = head[1:close] if close > 0 else b""
     if (
         head[:1] != b"<"
         or close < 0

@@ -179,12 +179,15 @@ def test_clean_clone_builds_releases_and_serves_as_on_heroku(
 
 
 def check_built_environment(python: Path, app: Path) -> None:
-    """The Python of ``.python-version``, drain installed from the clone, no dev tool."""
+    """The Python of ``.python-version``, drain installed from the clone, no dev tool, and
+    the decode path compiled (the build image has a C compiler, as Heroku's does)."""
     probe = (
         "import importlib.util, json, sys, drain\n"
+        "from drain import speedups\n"
         "tools = ['pytest', 'mypy', 'ruff', 'hypothesis', 'uv', 'jsonschema', 'httpx']\n"
         "print(json.dumps({'version': '%d.%d' % sys.version_info[:2], 'drain': drain.__file__,"
-        " 'tools': [t for t in tools if importlib.util.find_spec(t)]}))\n"
+        " 'tools': [t for t in tools if importlib.util.find_spec(t)],"
+        " 'decode': speedups.status()}))\n"
     )
     result = subprocess.run(
         [str(python), "-P", "-c", probe],
@@ -198,6 +201,7 @@ def check_built_environment(python: Path, app: Path) -> None:
     found = json.loads(result.stdout)
     assert found["version"] == (app / ".python-version").read_text().strip()
     assert Path(found["drain"]).is_relative_to(app)
+    assert set(found["decode"].values()) == {"compiled"}, found["decode"]
     assert found["tools"] == [], "dev-only packages were installed"
 
 
