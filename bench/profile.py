@@ -52,10 +52,39 @@ def _short(frame: str) -> str:
     return f"{m.group('func')} ({path})"
 
 
+#: The stages of "bytes in -> rows committed", in the order a sample is tested against them:
+#: a sample belongs to the first stage one of whose markers appears in any of its frames
+#: (the decode thread's stacks, and compiled decode functions, which py-spy shows only with
+#: --native, fall under "decode" by the thread-pool frame that runs them).
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "decode",
+        ("(drain/decode/", "(drain/inputs/", "_worker (concurrent/futures/thread.py)"),
+    ),
+    ("COPY encoding and send", ("copy_records_to_table", "_copy_in_records", "copy_in")),
+    ("row building", ("_copy_group (drain/store/", "<listcomp> (drain/store/writer.py)")),
+    (
+        "commit and ledger claim",
+        ("_claim (drain/store/", "transaction", "_write_group (drain/store/"),
+    ),
+    ("HTTP and body", ("uvicorn/", "starlette/", "fastapi/", "httptools", "h11/", "(drain/web/")),
+)
+
+
+def stage_of(frames: Sequence[str]) -> str:
+    """The stage (:data:`STAGES`) of one sample's stack (frames as py-spy prints them)."""
+    for stage, markers in STAGES:
+        if any(marker in frame for frame in frames for marker in markers):
+            return stage
+    return "event loop and other"
+
+
 def summarize(collapsed: Path, *, top: int = 30) -> str:
     """Own-time and inclusive-time shares from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    stage_top: dict[str, Counter[str]] = {}
     total = 0
     for line in collapsed.read_text(errors="replace").splitlines():
         stack, _, count_s = line.rpartition(" ")
@@ -69,11 +98,18 @@ def summarize(collapsed: Path, *, top: int = 30) -> str:
             continue
         total += n
         own[frames[-1]] += n
+        stage = stage_of(stack.split(";"))
+        stages[stage] += n
+        stage_top.setdefault(stage, Counter())[frames[-1]] += n
         for f in set(frames):
             incl[f] += n
     if not total:
         return "no samples"
-    out = [f"{total} samples", "", "own time (top of stack):"]
+    out = [f"{total} samples", "", "by stage (share of samples; its top own-time frames):"]
+    for stage, n in stages.most_common():
+        tops = ", ".join(f"{f} {m / total:.1%}" for f, m in stage_top[stage].most_common(3))
+        out.append(f"  {n / total:6.1%}  {stage}: {tops}")
+    out += ["", "own time (top of stack):"]
     out += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
     out += ["", "inclusive time (anywhere on the stack), drain and asyncpg functions:"]
     mine = [(f, n) for f, n in incl.most_common() if "(drain/" in f or "(asyncpg/" in f]

@@ -72,6 +72,7 @@ from bench.measure import (
     service_tree,
 )
 from bench.service import Service, migrate
+from drain import speedups
 from testkit.pg import create_database, drop_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -875,6 +876,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
             f"Python {platform.python_version()}, drain commit {git_commit()}"
         )
+        print(f"- decode path: {speedups.summary()}")
         print(
             f"- PostgreSQL: {kind}: {info['version'].split(' on ')[0]}, data_directory "
             f"{info['data_directory']}, fsync={info['fsync']}, synchronous_commit="

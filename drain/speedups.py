@@ -21,6 +21,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+__all__ = [
+    "COMPILED",
+    "NATIVE_GROUP",
+    "PURE_PYTHON_ENV",
+    "extension_path",
+    "is_compiled",
+    "pure_python_requested",
+    "source_path",
+    "stale",
+    "status",
+    "summary",
+    "use_pure_python",
+]
 #: The modules mypyc compiles, in one group (they call each other natively). The rule for
 #: choosing: pure (no I/O, no asyncio) and on the per-line path of a request body.
 COMPILED: tuple[str, ...] = (
