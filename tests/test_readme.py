@@ -132,10 +132,20 @@ def _code(sql: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def assert_prints_the_readmes_curl(stdout: str) -> None:
+    """``drain serve``'s start-up text ``stdout`` shows, after "post a one-line Logplex batch
+    with:", the README's first curl block as written but for its base URL."""
+    base = re.search(r"^drain is starting on (\S+) ", stdout, re.M)
+    shown = re.search(r"^post a one-line Logplex batch with:\n\n(.*?)\n\n", stdout, re.M | re.S)
+    assert base is not None and shown is not None, stdout
+    readme = curl_blocks()[0].replace("http://127.0.0.1:8000", base[1]).strip()
+    assert shown[1] == readme
+
+
 def test_readme_psql_is_the_embedded_servers_version(tmp_path: Path) -> None:
     """The README's psql command, with the URL `drain serve` prints for its embedded
     PostgreSQL: psql and server have the same major version, and the README's SQL runs
-    through it with ON_ERROR_STOP."""
+    through it with ON_ERROR_STOP. The curl command `drain serve` prints is the README's."""
     (block,) = marked_blocks("psql")
     assert PSQL_EXAMPLE_URL in block
     env = clean_env(DRAIN_DATA_DIR=str(tmp_path / "pgdata"))
@@ -143,6 +153,7 @@ def test_readme_psql_is_the_embedded_servers_version(tmp_path: Path) -> None:
     try:
         printed = re.search(r"^database \(psql\): (\S+)$", server.stdout_path.read_text(), re.M)
         assert printed is not None, server.output()
+        assert_prints_the_readmes_curl(server.stdout_path.read_text())
         rc = tmp_path / "psqlrc"
         rc.write_text("\\set ON_ERROR_STOP on\n")
         result = subprocess.run(

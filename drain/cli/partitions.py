@@ -1,9 +1,11 @@
 """The ``drain partitions`` command: ``list`` and ``maintain`` (drain.store.lifecycle).
 
 ``drain partitions list``
-    one row per daily partition of ``raw_events`` (and any detached leftover): its UTC day,
-    state (ahead, today, kept, expired, detach pending, detached), the planner's row
-    estimate and its size, then the policy in one line.
+    one row per daily partition of every data table (drain.store.tables: ``raw_events`` and
+    the typed tables; and any detached leftover): its UTC day, state (ahead, today, kept,
+    expired, detach pending, detached), the planner's row estimate and its size, in columns
+    as wide as their widest cell; then how many partitions of how many tables, and the
+    policy, in one line.
 
 ``drain partitions maintain``
     one maintenance run now (what ``drain clock`` does every DRAIN_MAINTENANCE_INTERVAL_S):
@@ -18,7 +20,7 @@ is read-only: it never creates an embedded database (drain.cli.common).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -27,8 +29,9 @@ from drain.cli.common import ready_database, run_with_pool
 from drain.settings import Settings
 from drain.store.lifecycle import RetentionPolicy, days_ahead, maintain, partition_table
 from drain.store.partitions import partition_name
+from drain.store.tables import TABLES
 
-__all__ = ["format_bytes", "register"]
+__all__ = ["format_bytes", "register", "text_table"]
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,18 +62,48 @@ def format_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def text_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int] = ()
+) -> list[str]:
+    """``header`` and ``rows`` as lines of text columns, two spaces apart, each column as
+    wide as its widest cell (the heading included, in characters); the columns whose index
+    is in ``right`` are right-aligned, the others left-aligned. The last column is padded
+    too, so every line has the same length.
+
+    Raises:
+        ValueError: a row has not as many cells as ``header``.
+    """
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError("every row needs one cell per heading")
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return [line(header), *(line(row) for row in rows)]
+
+
 async def _list(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         rows = await partition_table(conn, now, policy)
         ahead = await days_ahead(conn, now.date())
-    print(f"{'PARTITION':<22} {'DAY (UTC)':<10}  {'STATE':<14} {'ROWS (est.)':>12} {'SIZE':>10}")
-    for r in rows:
-        estimate = "?" if r.rows is None else f"{r.rows:,}"
-        print(
-            f"{r.name:<22} {r.day.isoformat():<10}  {r.state:<14} {estimate:>12} "
-            f"{format_bytes(r.size_bytes):>10}"
-        )
+    cells = [
+        [
+            r.name,
+            r.day.isoformat(),
+            r.state,
+            "?" if r.rows is None else f"{r.rows:,}",
+            format_bytes(r.size_bytes),
+        ]
+        for r in rows
+    ]
+    header = ["PARTITION", "DAY (UTC)", "STATE", "ROWS (est.)", "SIZE"]
+    for text in text_table(header, cells, right=(3, 4)):
+        print(text)
     drop_before = policy.drop_before(now)
     retention = (
         f"retention {policy.retention_days} days (partitions ending by "
@@ -78,7 +111,8 @@ async def _list(pool: asyncpg.Pool, policy: RetentionPolicy) -> int:
         if drop_before is not None
         else "retention off (DRAIN_RETENTION_DAYS=0)"
     )
-    print(f"{len(rows)} tables; {ahead} of {policy.ahead_days} days ahead made; {retention}")
+    counted = f"{len(rows)} partition{'' if len(rows) == 1 else 's'} of {len(TABLES)} tables"
+    print(f"{counted}; {ahead} of {policy.ahead_days} days ahead made; {retention}")
     return 0
 
 

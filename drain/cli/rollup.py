@@ -26,7 +26,7 @@ from drain.rollups.runner import (
     rollup_status,
     run_window,
 )
-from drain.rollups.spec import RollupSpec, latest_tick
+from drain.rollups.spec import RollupSpec, complete_until, latest_tick, window_for_tick
 
 __all__ = ["register"]
 
@@ -83,14 +83,27 @@ async def _list(pool: asyncpg.Pool) -> int:
     return 0
 
 
+def _refuse_incomplete(spec: RollupSpec, option: str, asked: datetime, end: datetime) -> None:
+    """Exit (status 1, the message on stderr) when a window ending at ``end``, which the
+    option ``option`` set to ``asked`` asks for, is not complete now (drain.rollups.spec.
+    complete_until: past the window of the last tick)."""
+    now = datetime.now(UTC)
+    until = complete_until(spec, now)
+    if end <= until:
+        return
+    when = "is in the future" if asked > now else "reaches past the last complete tick"
+    raise SystemExit(
+        f"drain: {option} {asked.isoformat()} {when}: its window is not complete yet "
+        f"({spec.name}'s last complete tick ends its window at {_fmt(until)} UTC; "
+        f"use {option} {until.strftime('%Y-%m-%dT%H:%MZ')} or earlier)"
+    )
+
+
 async def _run_one(pool: asyncpg.Pool, name: str, at: datetime | None) -> int:
     spec = _spec(name)
-    now = datetime.now(UTC)
-    if at is not None and at > now:
-        raise SystemExit(
-            f"drain: --at {at.isoformat()} is in the future: its window is not complete yet"
-        )
-    tick = latest_tick(spec.schedule, at or now)
+    tick = latest_tick(spec.schedule, at or datetime.now(UTC))
+    if at is not None:
+        _refuse_incomplete(spec, "--at", at, window_for_tick(spec, tick)[1])
     result = await run_window(pool, spec, kind=RunKind.MANUAL, scheduled_for=tick)
     print(
         f"{name}: window {_fmt(result.window_start)} .. {_fmt(result.window_end)} UTC, "
@@ -105,6 +118,7 @@ async def _backfill(pool: asyncpg.Pool, name: str, start: datetime, end: datetim
     if end <= start:
         raise SystemExit("drain: --to must be after --from")
     windows = list(backfill_windows(spec, start, end))
+    _refuse_incomplete(spec, "--to", end, windows[-1][1])
     began = time.monotonic()
     rows = errors = 0
     with tqdm(total=len(windows), unit="window", disable=not sys.stderr.isatty()) as bar:

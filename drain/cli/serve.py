@@ -55,7 +55,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def curl_example(base_url: str, *, with_credentials: bool) -> str:
-    """A bash command that posts one real Logplex frame (one ``@[tag] {json}`` event).
+    """A bash command that posts one real Logplex frame (one ``@[tag] {json}`` event): the
+    README's quick-start command, character for character but for ``base_url`` and the
+    credentials line (tests/test_readme.py checks it).
 
     The frame's TIMESTAMP is taken when the command runs (``date -u``), so it always falls
     in the acceptance window; ``len`` is the octet count, in bytes (``wc -c``, not ``${#msg}``,
@@ -74,7 +76,7 @@ def curl_example(base_url: str, *, with_credentials: bool) -> str:
         "  -H 'Content-Type: application/logplex-1' \\",
         "  -H 'Logplex-Msg-Count: 1' \\",
         f"  -H 'Logplex-Drain-Token: {EXAMPLE_DRAIN_TOKEN}' \\",
-        '  -H "Logplex-Frame-Id: example-$now" \\',
+        '  -H "Logplex-Frame-Id: readme-$now" \\',
         '  --data-binary "$len $msg"',
     ]
     return "\n".join(lines)

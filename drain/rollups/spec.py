@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_SOURCE",
     "RollupSpec",
     "bucket_floor",
+    "complete_until",
     "latest_tick",
     "parse_duration_s",
     "parse_rollup",
@@ -222,6 +223,18 @@ def latest_tick(schedule: str, at: datetime) -> datetime:
     it = croniter(schedule, at + timedelta(microseconds=1))
     prev: datetime = it.get_prev(datetime)
     return prev.astimezone(UTC).replace(fold=0)
+
+
+def complete_until(spec: RollupSpec, now: datetime) -> datetime:
+    """How far a run may compute ``spec`` at ``now`` (UTC): the end of the window of the last
+    cron tick at or before ``now`` (:func:`window_for_tick`).
+
+    A window that ends after it holds buckets not over yet, or not yet due to their tick: it
+    would be recorded as complete too early, and ``drain rollup list`` and ``/health`` would
+    show a negative lag. ``drain rollup run --at`` and ``drain rollup backfill --to`` refuse
+    such a window (drain.cli.rollup); the clock never asks for one.
+    """
+    return window_for_tick(spec, latest_tick(spec.schedule, now))[1]
 
 
 def ticks_between(schedule: str, after: datetime, until: datetime) -> Iterator[datetime]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import time
@@ -86,6 +87,51 @@ async def test_backfill_list_and_run(database_url: str) -> None:
 
     unknown = drain(database_url, "rollup", "run", "nope")
     assert unknown.returncode != 0 and "no rollup named 'nope'" in unknown.stderr
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_backfill_refuses_a_window_that_is_not_complete_yet(database_url: str) -> None:
+    await migrate(database_url)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    future = drain(
+        database_url,
+        "rollup",
+        "backfill",
+        "payment_history",
+        "--from",
+        _iso(hour - timedelta(days=1)),
+        "--to",
+        _iso(hour + timedelta(days=1)),
+    )
+    assert future.returncode != 0
+    assert "--to" in future.stderr and "its window is not complete yet" in future.stderr
+    # it says how far a backfill may go: the end of the last complete tick's window
+    assert re.search(r"--to \d{4}-\d\d-\d\dT\d\d:00Z or earlier", future.stderr)
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM rollup_runs") == 0
+    finally:
+        await conn.close()
+
+    # up to the start of this hour (payment_history ticks on the hour) is complete
+    done = drain(
+        database_url,
+        "rollup",
+        "backfill",
+        "payment_history",
+        "--from",
+        _iso(hour - timedelta(hours=2)),
+        "--to",
+        _iso(hour),
+    )
+    assert done.returncode == 0, done.stderr
+    listing = drain(database_url, "rollup", "list")
+    line = next(x for x in listing.stdout.splitlines() if x.startswith("payment_history "))
+    lag = re.search(r"\s(-?\d+\.\d)h\s", line)
+    assert lag is not None and float(lag.group(1)) >= 0, line
 
 
 async def test_clock_runs_due_ticks_and_stops_on_sigterm(database_url: str) -> None:

@@ -21,6 +21,7 @@ from drain.rollups.runner import (
 )
 from drain.rollups.spec import (
     RollupFormatError,
+    complete_until,
     latest_tick,
     parse_duration_s,
     parse_rollup,
@@ -119,6 +120,16 @@ def test_ticks_and_latest_tick() -> None:
     assert latest_tick("0 * * * *", T0 + timedelta(minutes=59)) == T0
     assert latest_tick("0 * * * *", T0) == T0
     assert list(ticks_between("0 * * * *", T0, T0 + 3 * H)) == [T0 + H, T0 + 2 * H, T0 + 3 * H]
+
+
+def test_complete_until_is_the_end_of_the_last_ticks_window() -> None:
+    hourly = parse_rollup("t_sum", GOOD)
+    assert complete_until(hourly, T0 + 3 * H) == T0 + 3 * H
+    assert complete_until(hourly, T0 + 3 * H + timedelta(minutes=59)) == T0 + 3 * H
+    five_past = parse_rollup("t_sum", GOOD.replace("0 * * * *", "5 * * * *"))
+    # at 03:04 the 03:05 tick has not come: the window of 02:05 ends at 02:00
+    assert complete_until(five_past, T0 + 3 * H + timedelta(minutes=4)) == T0 + 2 * H
+    assert complete_until(five_past, T0 + 3 * H + timedelta(minutes=5)) == T0 + 3 * H
 
 
 def test_backfill_windows_cover_range_in_day_chunks() -> None:

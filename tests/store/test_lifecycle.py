@@ -5,6 +5,7 @@ DETACH ... CONCURRENTLY (and its fallback), ledger and quarantine pruning, inges
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from drain.cli.partitions import text_table
 from drain.records import EventRow, PendingBatch
 from drain.rollups.clock import Clock
 from drain.store.lifecycle import days_ahead, maintain, partition_table
@@ -249,6 +251,42 @@ def test_partitions_cli_list_and_maintain(database_url: str, tmp_path: Path) -> 
     after = drain("list")
     assert part(-30) not in after.stdout
     assert "2 of 2 days ahead made" in after.stdout
+    listing = [line for line in after.stdout.splitlines() if not line.startswith("{")]
+    assert_aligned(listing[:-1])
+    names = [line.split()[0] for line in listing[1:-1]]
+    assert partition_name("router_requests", day(2)) in names  # longer than raw_events'
+    counted = re.match(r"(\d+) partitions of (\d+) tables; ", listing[-1])
+    assert counted is not None, listing[-1]
+    assert (int(counted[1]), int(counted[2])) == (len(names), len(TABLES))
+
+
+def test_text_table_columns_are_as_wide_as_their_widest_cell() -> None:
+    lines = text_table(
+        ["NAME", "N"], [["router_requests_p20261202", "7"], ["x", "1,000"]], right=(1,)
+    )
+    assert lines == [
+        "NAME                           N",
+        "router_requests_p20261202      7",
+        "x                          1,000",
+    ]
+    with pytest.raises(ValueError):
+        text_table(["NAME", "N"], [["only one cell"]])
+
+
+def assert_aligned(lines: list[str]) -> None:
+    """``drain partitions list``'s header and rows share their columns: every row is as long
+    as the header, the day and the state start where their headings start, the estimate and
+    the size end where theirs end (right-aligned)."""
+    header, rows = lines[0], lines[1:]
+    day_at, state_at = header.index("DAY (UTC)"), header.index("STATE")
+    rows_end = header.index("ROWS (est.)") + len("ROWS (est.)")
+    for line in rows:
+        assert len(line) == len(header), (header, line)
+        assert line[day_at - 1] == " " and re.fullmatch(
+            r"\d{4}-\d\d-\d\d", line[day_at : day_at + 10]
+        ), (header, line)
+        assert line[state_at - 1] == " " and line[state_at] != " ", (header, line)
+        assert line[rows_end - 1] != " " and line[rows_end] == " ", (header, line)
 
 
 async def test_an_interrupted_detach_is_finalized_by_the_next_run(pool: asyncpg.Pool) -> None:

@@ -98,6 +98,15 @@ def plotted(driver: Any, chart_id: str) -> set[tuple[int, str, float]]:
     }
 
 
+def x_scale(driver: Any, chart_id: str) -> tuple[float, float]:
+    """The x scale uPlot drew a chart with: (min, max), seconds since the epoch."""
+    found = driver.execute_script(
+        "var s = window.drainCharts[arguments[0]].plot.scales.x; return [s.min, s.max];",
+        chart_id,
+    )
+    return float(found[0]), float(found[1])
+
+
 def expected_points(seeded: Seeded, app: str | None, hours: int) -> set[tuple[int, str, float]]:
     """The revenue the seed wrote per (bucket, category) over the last ``hours``, labelled as
     the chart labels its series (with the app when every app is shown)."""
@@ -137,6 +146,26 @@ def test_the_chart_holds_exactly_the_rollups_points_and_follows_the_filters(
     assert every_app == expected_points(seeded[1], None, 24 * 7)
     assert api_hour == expected_points(seeded[1], "api", 1)
     assert len(every_app) > len(shop_day) > len(api_hour) == 1
+
+
+def test_a_single_bucket_is_drawn_on_the_pages_range_not_years_around_it(
+    site: str, browser: Any
+) -> None:
+    browser.get(site + "/rollups/payment_history?range=1h&app=api")
+    assert wait_for_charts(browser) == {"chart-rollup": "ready"}
+    assert len(plotted(browser, "chart-rollup")) == 1
+    assert x_scale(browser, "chart-rollup") == ((NOW - HOUR).timestamp(), NOW.timestamp())
+    # the Overview's events chart, on a custom range of two minutes with events in one
+    start = NOW - timedelta(minutes=2)
+    browser.get(
+        site + f"/?range=custom&from={start:%Y-%m-%dT%H:%M:%SZ}&to={NOW:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    assert wait_for_charts(browser) == {"chart-events": "ready"}
+    assert {x for x, _, _ in plotted(browser, "chart-events")} == {
+        int((NOW - timedelta(minutes=1)).timestamp())
+    }
+    assert x_scale(browser, "chart-events") == (start.timestamp(), NOW.timestamp())
+    assert console_errors(browser) == []
 
 
 def test_the_range_picker_and_app_filter_drive_the_page(site: str, browser: Any) -> None:

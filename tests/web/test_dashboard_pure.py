@@ -69,18 +69,28 @@ def test_a_chart_has_one_point_per_row_and_nulls_elsewhere() -> None:
         {"bucket": t1, "category": "a", "revenue": Decimal(2)},
         {"bucket": t1, "category": "", "revenue": 7},
     ]
-    chart = build_chart(rows, measure="revenue", keys=["category"], bucket_s=3600)
+    day = (NOW - 24 * H, NOW)
+    chart = build_chart(rows, measure="revenue", keys=["category"], bucket_s=3600, span=day)
     assert chart["x"] == [int(t0.timestamp()), int(t1.timestamp())]
     assert chart["series"] == [
         {"label": "(none)", "key": {"category": "(none)"}, "values": [None, 7]},
         {"label": "a", "key": {"category": "a"}, "values": [1.5, 2.0]},
     ]
     many = [{"bucket": t0, "k": str(i), "n": i} for i in range(30)]
-    capped = build_chart(many, measure="n", keys=["k"], bucket_s=60, max_series=5)
+    capped = build_chart(many, measure="n", keys=["k"], bucket_s=60, span=day, max_series=5)
     assert [s["label"] for s in capped["series"]] == ["29", "28", "27", "26", "25"]
     assert capped["omitted_series"] == 25
-    scaled = build_chart(many[:2], measure="n", keys=[], bucket_s=900, scale=60 / 900)
+    scaled = build_chart(many[:2], measure="n", keys=[], bucket_s=900, span=day, scale=60 / 900)
     assert scaled["series"][0]["label"] == "n" and scaled["series"][0]["values"] == [1 / 15]
+
+
+def test_a_charts_x_range_is_the_range_rounded_out_to_whole_buckets() -> None:
+    noon = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    rows = [{"bucket": noon - H, "n": 1}]
+    aligned = build_chart(rows, measure="n", keys=[], bucket_s=3600, span=(noon - H, noon))
+    assert aligned["x_range"] == [int((noon - H).timestamp()), int(noon.timestamp())]
+    rounded = build_chart(rows, measure="n", keys=[], bucket_s=3600, span=(NOW - H, NOW))
+    assert rounded["x_range"] == [int((noon - H).timestamp()), int((noon + H).timestamp())]
 
 
 def test_the_window_reads_the_table_until_the_runs_completed_it() -> None:

@@ -1,13 +1,16 @@
 """POST /v1/logs, /v1/metrics, /v1/traces over real HTTP on a real PostgreSQL: the OpenTelemetry
 Python SDK's OTLP/HTTP exporters against the drain (in process under uvicorn, and as a `drain
 serve` subprocess), JSON bodies, retries of the same bytes, a database cut and a stall
-mid-request, malformed bodies, wrong media types, credentials, the answers' content."""
+mid-request, malformed bodies, wrong media types, credentials, the answers' content, and
+docs/otlp.md's curl example as written."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
+import re
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +62,8 @@ from tests.support.served import (
     serving,
 )
 
+#: docs/otlp.md, whose curl example the last test runs
+OTLP_DOC = Path(__file__).parents[2] / "docs" / "otlp.md"
 PAY = '@[production.pay] {"uid":48213,"item_id":7326,"item_category":"categoryA","price":321}'
 
 
@@ -411,3 +416,39 @@ def test_drain_serve_takes_the_sdk_exporters_logs(database_url: str, tmp_path: P
         )
     )
     assert tuple(rows[0]) == (300, 300, "shop")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_docs_curl_example_stores_once_then_answers_a_duplicate(
+    database_url: str, tmp_path: Path
+) -> None:
+    """docs/otlp.md's curl example, run through bash as written (only the port changed)
+    against `drain serve`: its first answer stores the event, its second, of the very same
+    bytes, says drain-duplicate; one row is stored."""
+    marker = re.escape("<!-- docs-test: otlp-curl -->") + r"\s*```bash\n(.*?)```"
+    (block,) = re.findall(marker, OTLP_DOC.read_text(), flags=re.DOTALL)
+    env = clean_env(DATABASE_URL=database_url, DRAIN_ALLOW_ANONYMOUS="true")
+    subprocess.run([*drain_command(), "migrate"], env=env, check=True, timeout=60, cwd=tmp_path)
+    with serving(tmp_path, env) as served:
+        result = subprocess.run(
+            [
+                "bash",
+                "-euo",
+                "pipefail",
+                "-c",
+                block.replace("http://127.0.0.1:8000", served.base_url),
+            ],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
+    assert result.returncode == 0, result.stderr
+    answers = re.split(r"(?=^HTTP/1\.1 )", result.stdout, flags=re.M)[1:]
+    assert len(answers) == 2, result.stdout
+    first, second = (answer.lower() for answer in answers)
+    assert first.startswith("http/1.1 200") and "drain-events-stored: 1" in first
+    assert "drain-duplicate" not in first
+    assert second.startswith("http/1.1 200") and "drain-duplicate: true" in second
+    rows = asyncio.run(fetch(database_url, "SELECT tag, app FROM raw_events"))
+    assert [tuple(r) for r in rows] == [("example.signup", "shop")]

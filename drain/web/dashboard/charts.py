@@ -4,20 +4,25 @@ Every chart endpoint answers the same shape, which ``static/dashboard.js`` draws
 
     {"x": [1764547200, 1764550800, ...],          # bucket starts, seconds since the epoch (UTC)
      "series": [{"label": "categoryA", "values": [310310.0, null, ...]}, ...],
-     "unit": "revenue", "bucket_s": 3600, "omitted_series": 0}
+     "unit": "revenue", "bucket_s": 3600, "omitted_series": 0,
+     "x_range": [1764547200, 1764633600]}        # the x axis's span, seconds (UTC)
 
 ``values[i]`` belongs to ``x[i]``; ``null`` where the series has no row for that bucket, so
 each non-null value is exactly one row of the data. Series are ordered by their total,
 largest first; past ``max_series`` the smallest are left out of the chart (they stay in the
-table and the CSV) and counted in ``omitted_series``.
+table and the CSV) and counted in ``omitted_series``. ``x_range`` is the page's time range
+rounded out to whole buckets, so the x axis spans what the page asked for (one bucket of data
+is drawn within its range, not on a span uPlot makes up) and every point lies inside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+from drain.rollups.spec import bucket_floor
 
 __all__ = ["MAX_SERIES", "build_chart", "number"]
 
@@ -49,6 +54,7 @@ def build_chart(
     measure: str,
     keys: Sequence[str],
     bucket_s: int,
+    span: tuple[datetime, datetime],
     scale: float = 1.0,
     max_series: int = MAX_SERIES,
 ) -> dict[str, Any]:
@@ -59,7 +65,10 @@ def build_chart(
         measure: the column on the y axis.
         keys: the columns whose values name a series (joined with `` / ``; none: one series
             named after the measure).
-        bucket_s: the width of a bucket in seconds (for the client's tooltip).
+        bucket_s: the width of a bucket in seconds (for the client's tooltip, and the
+            rounding of ``span``); buckets align to the epoch.
+        span: the page's time range ``(start, end)``, tz-aware: the chart's ``x_range`` is
+            ``start`` rounded down and ``end`` rounded up to whole buckets.
         scale: each value is multiplied by it (events per bucket -> events per minute).
         max_series: see the module docstring.
     """
@@ -86,10 +95,15 @@ def build_chart(
         }
         for key, points in shown
     ]
+    start = bucket_floor(span[0], bucket_s)
+    end = bucket_floor(span[1], bucket_s)
+    if end < span[1]:
+        end += timedelta(seconds=bucket_s)
     return {
         "x": ordered_x,
         "series": series,
         "unit": measure,
         "bucket_s": bucket_s,
         "omitted_series": len(totals) - len(shown),
+        "x_range": [int(start.timestamp()), int(end.timestamp())],
     }

@@ -103,7 +103,8 @@ async def events_chart(ask: Ask) -> dict[str, Any]:
     spec = ask.rollups.get(name)
     keys = ("tag",) if ask.filters.app is not None else ("app", "tag")
     if spec is None:
-        chart = build_chart([], measure="events", keys=keys, bucket_s=step)
+        span = (ask.filters.start, ask.filters.end)
+        chart = build_chart([], measure="events", keys=keys, bucket_s=step, span=span)
         return {**chart, "note": f"the {name} rollup is not installed"}
     async with read_only(ask.state.pool, ask.gate) as conn:
         table = await describe(conn, spec)
@@ -128,6 +129,7 @@ async def events_chart(ask: Ask) -> dict[str, Any]:
         measure="events",
         keys=keys,
         bucket_s=step,
+        span=(ask.filters.start, ask.filters.end),
         scale=60 / step,
         max_series=EVENT_SERIES,
     )

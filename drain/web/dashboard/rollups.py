@@ -117,7 +117,13 @@ async def rollup_data(ask: Ask) -> dict[str, Any]:
         keys.insert(0, "app")
     chart = None
     if table.chartable and measure is not None:
-        chart = build_chart(rows, measure=measure, keys=keys, bucket_s=table.spec.bucket_s)
+        chart = build_chart(
+            rows,
+            measure=measure,
+            keys=keys,
+            bucket_s=table.spec.bucket_s,
+            span=(ask.filters.start, ask.filters.end),
+        )
     names = [c.name for c in table.columns]
     shown = sorted(rows, key=lambda r: r.get("bucket") or datetime.min, reverse=True)
     return {

@@ -85,7 +85,9 @@
           height: height,
           tzDate: utcDate,
           scales: {
-            x: { time: true },
+            // the page's range (rounded out to whole buckets), not the data's extent: one
+            // bucket alone would otherwise get a span of years
+            x: { time: true, range: function () { return data.x_range.slice(); } },
             y: {
               range: function (u, min, max) {
                 var low = Math.min(0, min);
