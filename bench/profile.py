@@ -54,12 +54,17 @@ def _short(frame: str) -> str:
 
 #: The stages of "bytes in -> rows committed", in the order a sample is tested against them:
 #: a sample belongs to the first stage one of whose markers appears in any of its frames
-#: (the decode thread's stacks, and compiled decode functions, which py-spy shows only with
-#: --native, fall under "decode" by the thread-pool frame that runs them).
+#: (compiled decode functions are C to py-spy, shown only with --native: their time is the
+#: own time of the Python frame that calls them, run_decoder, or the decode thread's frame).
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "decode",
-        ("(drain/decode/", "(drain/inputs/", "_worker (concurrent/futures/thread.py)"),
+        (
+            "(drain/decode/",
+            "(drain/inputs/",
+            "run_decoder (drain/web/intake.py)",
+            "_worker (concurrent/futures/thread.py)",
+        ),
     ),
     ("COPY encoding and send", ("copy_records_to_table", "_copy_in_records", "copy_in")),
     ("row building", ("_copy_group (drain/store/", "<listcomp> (drain/store/writer.py)")),
@@ -98,7 +103,7 @@ def summarize(collapsed: Path, *, top: int = 30) -> str:
             continue
         total += n
         own[frames[-1]] += n
-        stage = stage_of(stack.split(";"))
+        stage = stage_of(frames)
         stages[stage] += n
         stage_top.setdefault(stage, Counter())[frames[-1]] += n
         for f in set(frames):
