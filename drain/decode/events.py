@@ -34,7 +34,7 @@ re-serialized. A real line (log-shuttle, Heroku drain shape), and its MSG::
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import orjson
 
@@ -42,17 +42,17 @@ from drain.records import QuarantineReason
 
 __all__ = ["TAGGED", "TAG_MAX", "RejectedEvent", "TaggedEvent", "parse_event"]
 
-_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 #: Longest tag, in characters (= bytes: tags are ASCII).
-TAG_MAX = 128
+TAG_MAX: Final = 128
 
-_BOM = b"\xef\xbb\xbf"
+_BOM: Final = b"\xef\xbb\xbf"
 #: how a tagged line starts (rule 0 of the module docstring): ``msg.startswith(TAGGED)``
-TAGGED = (b"@[", _BOM + b"@[")
-_TAG_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+TAGGED: Final = (b"@[", _BOM + b"@[")
+_TAG_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 #: A byte right after the separator space that would make it more than one space.
-_JSON_WS_BYTES = (b" ", b"\t", b"\r", b"\n")
+_JSON_WS_BYTES: Final = (b" ", b"\t", b"\r", b"\n")
 
 
 class TaggedEvent(NamedTuple):

@@ -24,16 +24,16 @@ and move on to the next frame.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from drain.errors import FramingError
 
 __all__ = ["MAX_LENGTH_DIGITS", "Frame", "encode_frames", "iter_frames", "split_frames"]
 
 #: MSG-LEN has at most this many digits (999,999,999 bytes, far above any body cap).
-MAX_LENGTH_DIGITS = 9
+MAX_LENGTH_DIGITS: Final = 9
 
-_NONZERO = b"123456789"
+_NONZERO: Final = b"123456789"
 
 
 class Frame(NamedTuple):
@@ -51,7 +51,7 @@ class Frame(NamedTuple):
     too_long: bool
 
 
-_EXPECTED_LENGTH = (
+_EXPECTED_LENGTH: Final = (
     f"a decimal length (1-{MAX_LENGTH_DIGITS} digits, no leading zero) followed by a space"
 )
 

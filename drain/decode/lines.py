@@ -50,7 +50,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from drain.decode.events import TAGGED, RejectedEvent, parse_event
 from drain.decode.limits import DecodeLimits
@@ -93,18 +93,18 @@ __all__ = [
 ]
 
 #: Not-an-event kinds, the keys of ``Ledger.not_events_by_kind``.
-KIND_UNTAGGED = "untagged"
-KIND_MALFORMED_LINE = "malformed_line"
-KIND_LOGPLEX_ERROR = "logplex_error"
-KIND_EXCLUDED = "excluded"
-KIND_OUT_OF_WINDOW = "out_of_window"
+KIND_UNTAGGED: Final = "untagged"
+KIND_MALFORMED_LINE: Final = "malformed_line"
+KIND_LOGPLEX_ERROR: Final = "logplex_error"
+KIND_EXCLUDED: Final = "excluded"
+KIND_OUT_OF_WINDOW: Final = "out_of_window"
 
 #: Kinds of Heroku's own lines, the keys of ``Ledger.typed_by_kind``.
-TYPED_ROUTER = "router"
-TYPED_RUNTIME_METRICS = "runtime_metrics"
-TYPED_ADDON_METRICS = "addon_metrics"
-TYPED_PLATFORM = "platform"
-TYPED_KINDS = (TYPED_ROUTER, TYPED_RUNTIME_METRICS, TYPED_ADDON_METRICS, TYPED_PLATFORM)
+TYPED_ROUTER: Final = "router"
+TYPED_RUNTIME_METRICS: Final = "runtime_metrics"
+TYPED_ADDON_METRICS: Final = "addon_metrics"
+TYPED_PLATFORM: Final = "platform"
+TYPED_KINDS: Final = (TYPED_ROUTER, TYPED_RUNTIME_METRICS, TYPED_ADDON_METRICS, TYPED_PLATFORM)
 
 
 class TypedLine(NamedTuple):
@@ -132,7 +132,7 @@ LineResult = EventRow | RouterRow | TypedLine | QuarantineRow | LostReport | str
 #: :func:`line_decoder`
 LineDecoder = Callable[[datetime, int, bytes, bytes, bytes, bytes, bytes, int], LineResult]
 
-_new = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
+_new: Final = tuple.__new__  # builds a NamedTuple row without its Python-level __new__
 
 
 def as_typed(result: LineResult) -> TypedLine | None:

@@ -25,14 +25,15 @@ checks both with hypothesis).
 from __future__ import annotations
 
 import re
+from typing import Final
 
 __all__ = ["parse_logfmt", "unquote"]
 
-_PAIR = re.compile(
+_PAIR: Final = re.compile(
     rb'([^\s="]++)(=("(?:[^"\\]++|\\.)*+"?|[^\s"]*+))?',
     re.DOTALL,
 )
-_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_ESCAPE: Final = re.compile(rb"\\(.)", re.DOTALL)
 
 
 def unquote(value: bytes) -> bytes:

@@ -65,6 +65,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from drain.decode.syslog import parse_timestamp
 from drain.records import LostReport
@@ -88,35 +89,35 @@ __all__ = [
     "parse_lost_line",
 ]
 
-SOURCE_L10 = "L10"
-SOURCE_L11 = "L11"
-SOURCE_L12 = "L12"
-SOURCE_L13 = "L13"
-SOURCE_L14 = "L14"
-SOURCE_L15 = "L15"
-SOURCE_DROP_HEADER = "Logplex-Drop-Count"
-SOURCE_LOST_HEADER = "Logplex-Lost-Count"
+SOURCE_L10: Final = "L10"
+SOURCE_L11: Final = "L11"
+SOURCE_L12: Final = "L12"
+SOURCE_L13: Final = "L13"
+SOURCE_L14: Final = "L14"
+SOURCE_L15: Final = "L15"
+SOURCE_DROP_HEADER: Final = "Logplex-Drop-Count"
+SOURCE_LOST_HEADER: Final = "Logplex-Lost-Count"
 
 #: the codes whose counts are lines of this drain lost before they reached it
-DROPPED_CODES = (SOURCE_L10, SOURCE_L12, SOURCE_L13)
+DROPPED_CODES: Final = (SOURCE_L10, SOURCE_L12, SOURCE_L13)
 #: every logging error code (Heroku Dev Center, "Heroku Error Codes")
-LOSS_CODES = (SOURCE_L10, SOURCE_L11, SOURCE_L12, SOURCE_L13, SOURCE_L14, SOURCE_L15)
+LOSS_CODES: Final = (SOURCE_L10, SOURCE_L11, SOURCE_L12, SOURCE_L13, SOURCE_L14, SOURCE_L15)
 
 #: counts longer than this many digits are not believed (a corrupted line)
-_MAX_DIGITS = 15
+_MAX_DIGITS: Final = 15
 
 #: ``Error L10`` ... ``Error L15`` at the start of MSG
-_CODE = re.compile(rb"Error (L1[0-5])(?![0-9])")
+_CODE: Final = re.compile(rb"Error (L1[0-5])(?![0-9])")
 #: the count and the start of its period, in every wording of the module docstring; the
 #: ``since`` token is read by parse_timestamp, so a garbled time still leaves the count
-_COUNT = re.compile(
+_COUNT: Final = re.compile(
     rb"(?:drain '(?P<drain>[^'\s]{1,200})' dropped (?P<n1>\d{1,15}) messages"
     rb"|dropped (?P<n2>\d{1,15}) messages"
     rb"|(?<![\d])(?P<n3>\d{1,15}) messages (?:dropped|lost))"
     rb" since (?P<since>[^\s]{1,64})"
 )
 #: the codes that carry no count: the line alone is the report
-_UNCOUNTED = frozenset({SOURCE_L14, SOURCE_L15})
+_UNCOUNTED: Final = frozenset({SOURCE_L14, SOURCE_L15})
 
 
 @dataclass(frozen=True, slots=True)

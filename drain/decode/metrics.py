@@ -51,15 +51,16 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Final
 
 from drain.records import MetricRow
 
 __all__ = ["ADDON_PROCESSES", "UnitMemo", "parse_metrics", "unit_of"]
 
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 #: the PROCIDs of the add-ons whose metrics lines are read
-ADDON_PROCESSES = frozenset({b"heroku-postgres", b"heroku-redis", b"heroku-kafka"})
+ADDON_PROCESSES: Final = frozenset({b"heroku-postgres", b"heroku-redis", b"heroku-kafka"})
 
 
 class UnitMemo(dict[str, tuple[str, float | None, str, str | None]]):
@@ -76,7 +77,7 @@ class UnitMemo(dict[str, tuple[str, float | None, str, str | None]]):
 
 
 #: what follows a sample's number: its suffix (``MB``, ``pages``)
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%"
+_LETTERS: Final = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ%"
 
 _SUFFIXES: dict[str, tuple[str, float]] = {
     "MB": ("bytes", 1048576.0),

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Final
 
 import orjson
 
@@ -58,12 +59,12 @@ __all__ = [
     "router_event",
 ]
 
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 #: longest ``text`` kept, in characters
-MAX_TEXT = 2000
+MAX_TEXT: Final = 2000
 
-KIND_ERROR = "error"
+KIND_ERROR: Final = "error"
 
 #: the Heroku error codes and their names (Heroku Dev Center, "Heroku Error Codes", 2024)
 CODES: dict[str, str] = {
@@ -109,19 +110,19 @@ CODES: dict[str, str] = {
     "L15": "Tail buffer temporarily unavailable",
 }
 
-_ERROR = re.compile(r"Error ([HRL]\d\d)\b(?: \(([^)]{0,200})\))?:?(?: -> (.*))?", re.DOTALL)
-_STATE = re.compile(r"State changed from (\S{1,64}) to (\S{1,64})")
-_EXIT = re.compile(r"Process exited(?: with status (-?\d{1,9}))?")
-_START = re.compile(r"Starting process with command (.*)", re.DOTALL)
-_STOP = re.compile(r"Stopping (?:all processes|process) with (SIG[A-Z0-9]{1,10})")
-_MEMORY = re.compile(
+_ERROR: Final = re.compile(r"Error ([HRL]\d\d)\b(?: \(([^)]{0,200})\))?:?(?: -> (.*))?", re.DOTALL)
+_STATE: Final = re.compile(r"State changed from (\S{1,64}) to (\S{1,64})")
+_EXIT: Final = re.compile(r"Process exited(?: with status (-?\d{1,9}))?")
+_START: Final = re.compile(r"Starting process with command (.*)", re.DOTALL)
+_STOP: Final = re.compile(r"Stopping (?:all processes|process) with (SIG[A-Z0-9]{1,10})")
+_MEMORY: Final = re.compile(
     r"Process running mem=(\d{1,12}(?:\.\d{1,6})?)(M|MB|G|GB)\((\d{1,6}(?:\.\d{1,6})?)%\)"
 )
-_RELEASE = re.compile(r"Release (v\d{1,12}) created by")
-_DEPLOY = re.compile(r"Deploy ([0-9a-f]{4,64}) by")
+_RELEASE: Final = re.compile(r"Release (v\d{1,12}) created by")
+_DEPLOY: Final = re.compile(r"Deploy ([0-9a-f]{4,64}) by")
 #: the logging errors that carry a count (drain.decode.loss)
-_COUNTED = frozenset({"L10", "L11", "L12", "L13"})
-_MEGA = {"M": 1048576, "MB": 1048576, "G": 1073741824, "GB": 1073741824}
+_COUNTED: Final = frozenset({"L10", "L11", "L12", "L13"})
+_MEGA: Final = {"M": 1048576, "MB": 1048576, "G": 1073741824, "GB": 1073741824}
 
 
 def code_label(code: str | None) -> str:
@@ -215,7 +216,7 @@ def parse_platform(when: datetime, app: str, dyno: str, msg: bytes) -> PlatformE
     return _new(PlatformEventRow, (when, app, dyno, code, kind, text[:MAX_TEXT], _json(details)))
 
 
-_FWD = re.compile(r'fwd=(?:"(?:[^"\\]|\\.)*+"?|\S*+)')
+_FWD: Final = re.compile(r'fwd=(?:"(?:[^"\\]|\\.)*+"?|\S*+)')
 
 
 def router_event(row: RouterRow, msg: bytes, keep_fwd: bool) -> PlatformEventRow:

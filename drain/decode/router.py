@@ -48,6 +48,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Final
 
 import orjson
 
@@ -56,10 +57,10 @@ from drain.records import RouterRow
 
 __all__ = ["ROUTER_KEYS", "ClientColumns", "parse_router"]
 
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 #: the logfmt keys that have a column of their own (see the module docstring)
-ROUTER_KEYS = frozenset(
+ROUTER_KEYS: Final = frozenset(
     {
         "at",
         "code",
@@ -80,16 +81,16 @@ ROUTER_KEYS = frozenset(
 
 # The common shape, read at once. Values are those the router writes: a path without a
 # quote or backslash, times in whole milliseconds, a status of 3 digits.
-_COMMON = re.compile(
+_COMMON: Final = re.compile(
     r'at=info method=([A-Z]{1,16}) path="([^"\\\x00]*)" host=([^ "\\\x00]{1,255}) '
     r'request_id=([^ "\\\x00]{1,200}) fwd="([^"\\\x00]*)" dyno=([^ "\\\x00]{1,128}) '
     r"connect=(\d{1,9})ms service=(\d{1,9})ms status=([1-9]\d\d) bytes=(\d{1,18}) "
     r"protocol=([a-z0-9.]{1,16})\Z"
 )
 #: the whole numbers of the common shape's status: one lookup instead of int()
-_STATUS = {str(n): n for n in range(100, 1000)}
-_MS = re.compile(r"(\d{1,9})(?:ms)?")
-_INT = re.compile(r"\d{1,18}")
+_STATUS: Final = {str(n): n for n in range(100, 1000)}
+_MS: Final = re.compile(r"(\d{1,9})(?:ms)?")
+_INT: Final = re.compile(r"\d{1,18}")
 
 #: ``client[fwd]``: the client's (hash, raw text) columns as the decoder's settings ask (see
 #: :class:`drain.decode.rules.LineRules`): a mapping, so that the decoder's per-body memo

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from drain.errors import LineError
 
@@ -81,18 +81,18 @@ __all__ = [
     "structured_data_end",
 ]
 
-_PRINTUSASCII = bytes(range(33, 127))
+_PRINTUSASCII: Final = bytes(range(33, 127))
 
 #: RFC 5424 §6 field limits, in bytes.
-HOSTNAME_MAX = 255
-APP_NAME_MAX = 48
-PROCID_MAX = 128
-MSGID_MAX = 32
+HOSTNAME_MAX: Final = 255
+APP_NAME_MAX: Final = 48
+PROCID_MAX: Final = 128
+MSGID_MAX: Final = 32
 
-_new = tuple.__new__  # builds a NamedTuple without its Python-level __new__
+_new: Final = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 #: ``b"<190>1"`` -> 190: PRI and VERSION of a well-formed line in one dict lookup.
-_PRI_VERSION = {b"<%d>1" % pri: pri for pri in range(192)}
+_PRI_VERSION: Final = {b"<%d>1" % pri: pri for pri in range(192)}
 
 
 class Line(NamedTuple):
@@ -185,17 +185,17 @@ def parse_timestamp(ts: bytes) -> datetime | None:
 
 
 # RFC 5424 §6.3: SD-NAME = 1*32 PRINTUSASCII except '=', SP, ']', '"'.
-_SD_NAME = rb"[!#-<>-\\^-~]{1,32}"
-_PARAM_VALUE = rb'(?:[^"\\\]]|\\.)*+'
-_SD_ELEMENT = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'="' + _PARAM_VALUE + rb'")*+\]'
+_SD_NAME: Final = rb"[!#-<>-\\^-~]{1,32}"
+_PARAM_VALUE: Final = rb'(?:[^"\\\]]|\\.)*+'
+_SD_ELEMENT: Final = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'="' + _PARAM_VALUE + rb'")*+\]'
 # Possessive quantifiers (Python 3.11): the grammar never needs to give back what it
 # matched, and without backtracking a long run of elements that is not followed by SP
 # fails in linear time.
-_STRUCTURED_DATA = re.compile(rb"(?:" + _SD_ELEMENT + rb")++(?= |\Z)", re.DOTALL)
+_STRUCTURED_DATA: Final = re.compile(rb"(?:" + _SD_ELEMENT + rb")++(?= |\Z)", re.DOTALL)
 
-_PRI_EXPECTED = "PRI (<0> to <191>, no leading zeros)"
-_TS_EXPECTED = "TIMESTAMP (RFC 3339 date-time with Z or +HH:MM; NILVALUE not accepted)"
-_FIELDS = (
+_PRI_EXPECTED: Final = "PRI (<0> to <191>, no leading zeros)"
+_TS_EXPECTED: Final = "TIMESTAMP (RFC 3339 date-time with Z or +HH:MM; NILVALUE not accepted)"
+_FIELDS: Final = (
     ("HOSTNAME", HOSTNAME_MAX),
     ("APP-NAME", APP_NAME_MAX),
     ("PROCID", PROCID_MAX),

@@ -56,6 +56,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from drain.decode.events import TAGGED
 from drain.decode.framing import iter_frames, split_frames
@@ -104,7 +105,7 @@ __all__ = [
 ]
 
 #: the media type Logplex sends (Heroku Dev Center, "Log Drains")
-LOGPLEX_MEDIA_TYPE = "application/logplex-1"
+LOGPLEX_MEDIA_TYPE: Final = "application/logplex-1"
 
 #: what a :data:`FrameDecoder` gives (the outcomes of drain.decode.lines)
 FrameResult = LineResult
@@ -113,8 +114,8 @@ FrameDecoder = Callable[[bytes, int, bool], FrameResult]
 
 #: what may stand between a header that was not fully read and a tag: spaces, TABs,
 #: NILVALUEs and bracketed groups (escapes kept inside them)
-_HEADER_DEBRIS = re.compile(rb"(?:[ \t]++|-|\[(?:[^\[\]\\]++|\\.)*+\])*+", re.DOTALL)
-_BOM = TAGGED[1][:3]
+_HEADER_DEBRIS: Final = re.compile(rb"(?:[ \t]++|-|\[(?:[^\[\]\\]++|\\.)*+\])*+", re.DOTALL)
+_BOM: Final = TAGGED[1][:3]
 
 
 def _tag_at(text: bytes) -> int:
