@@ -23,9 +23,11 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import tomllib
 import uuid
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +37,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from uv import find_uv_bin
 
+from drain import speedups
 from tests.support.heroku import (
     BUILDPACK_UV_VERSION,
     PYTHON_HOME,
@@ -243,3 +246,25 @@ async def stored_markers(url: str) -> list[str]:
     finally:
         await conn.close()
     return [row["marker"] for row in rows]
+
+
+def test_without_a_c_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
+    """Where no C compiler works (CC is /bin/false), the build warns and still makes a wheel
+    with every source file and no extension: the decode path runs as pure Python."""
+    app = clean_clone(tmp_path / "app")
+    env = {**os.environ, "CC": "/bin/false", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), "."],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=BUILD_TIMEOUT_S,
+        cwd=app,
+    )
+    assert build.returncode == 0, f"pip wheel failed\n{build.stdout}\n{build.stderr}"
+    (wheel,) = (tmp_path / "dist").glob("drain-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.endswith(".so")], names
+    for module in speedups.COMPILED:
+        assert "/".join(module.split(".")) + ".py" in names, module
