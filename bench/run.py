@@ -4,6 +4,8 @@ Usage (from the repository root)::
 
     .venv/bin/python -m bench.run                 # 3 runs, full length (~6 min)
     .venv/bin/python -m bench.run --quick         # 1 short run (~1.5 min)
+    .venv/bin/python -m bench.run --pure-too      # and every service phase on the decode
+                                                  # path's sources (DRAIN_PURE_PYTHON=1)
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.run
 
 The server is ``--database-url``, else ``BENCH_DATABASE_URL``, else a throw-away embedded
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -580,12 +583,13 @@ async def phase_service(
     plan: LoadPlan,
     log_dir: Path,
     service_env: dict[str, str] | None = None,
+    label: str = "",
 ) -> tuple[Phase, Phase]:
-    """Run ``drain serve`` with ``workers``; return (full speed, 80 % of it) phases."""
+    """Run ``drain serve`` with ``workers``; return (full speed, 80 % of it) phases, named
+    ``drain serve, N workers`` + ``label``."""
     await reset(db_url)
-    svc = Service(
-        db_url, workers=workers, extra_env=service_env, log_path=log_dir / f"serve-w{workers}.log"
-    )
+    log_name = f"serve-w{workers}{'-pure' if label else ''}.log"
+    svc = Service(db_url, workers=workers, extra_env=service_env, log_path=log_dir / log_name)
     await svc.start()
     results: list[Result] = []
     try:
@@ -637,7 +641,7 @@ async def phase_service(
     acked, verdict = _verify(stored, quarantined, ledger, results)
     if rc not in (0, None):
         verdict += f"; serve exited {rc}"
-    name = f"drain serve, {workers} worker{'s' if workers > 1 else ''}"
+    name = f"drain serve, {workers} worker{'s' if workers > 1 else ''}{label}"
     p_full = Phase(
         name,
         full.acked_events,
@@ -834,6 +838,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="extra environment for drain serve (repeatable), e.g. DRAIN_FLUSH_MAX_EVENTS=10000",
     )
+    ap.add_argument(
+        "--pure-too",
+        action="store_true",
+        help="after each service phase, the same with DRAIN_PURE_PYTHON=1 (the decode path's "
+        "sources instead of its mypyc extensions), against the same ceiling",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     args = ap.parse_args(argv)
 
@@ -983,24 +993,29 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         f"{p.check}",
                         flush=True,
                     )
-                if "serve" not in skip:
-                    for w in workers:
-                        full, at80 = await phase_service(
-                            db_url, dbname, pm_pid, bodies, w, plan, log_dir, service_env
-                        )
-                        phases.setdefault(full.name, []).append(full)
-                        phases.setdefault(at80.name, []).append(at80)
-                        print(
-                            f"  run {r + 1}: {full.name}: {full.events_per_s:,.0f} events/s, p99 "
-                            f"{percentile(full.latencies_s, 99) * 1e3:.0f} ms; @80% "
-                            f"({at80.rate_target_rps:.0f} req/s) {at80.events_per_s:,.0f} "
-                            "events/s, p99 "
-                            f"{percentile(at80.latencies_s, 99) * 1e3:.0f} ms; statuses "
-                            f"{full.statuses} "
-                            f"{at80.statuses}, timeouts {full.timeouts + at80.timeouts}; stored "
-                            f"{full.stored:,} acked {full.acked:,}: {full.check}",
-                            flush=True,
-                        )
+                variants = [("", service_env)]
+                if args.pure_too:
+                    pure_env = {**service_env, speedups.PURE_PYTHON_ENV: "1"}
+                    variants.append((", pure Python", pure_env))
+                for w, (label, env) in itertools.product(
+                    workers if "serve" not in skip else [], variants
+                ):
+                    full, at80 = await phase_service(
+                        db_url, dbname, pm_pid, bodies, w, plan, log_dir, env, label
+                    )
+                    phases.setdefault(full.name, []).append(full)
+                    phases.setdefault(at80.name, []).append(at80)
+                    print(
+                        f"  run {r + 1}: {full.name}: {full.events_per_s:,.0f} events/s, p99 "
+                        f"{percentile(full.latencies_s, 99) * 1e3:.0f} ms; @80% "
+                        f"({at80.rate_target_rps:.0f} req/s) {at80.events_per_s:,.0f} "
+                        "events/s, p99 "
+                        f"{percentile(at80.latencies_s, 99) * 1e3:.0f} ms; statuses "
+                        f"{full.statuses} "
+                        f"{at80.statuses}, timeouts {full.timeouts + at80.timeouts}; stored "
+                        f"{full.stored:,} acked {full.acked:,}: {full.check}",
+                        flush=True,
+                    )
             print()
             print(table(phases))
             if "ceiling" in phases:
