@@ -56,14 +56,14 @@ class OptionalBuildExt(build_ext):
 
 
 def _ext_modules() -> list[Any]:
-    if os.environ.get("DRAIN_MYPYC", "1").strip() == "0":
+    speedups = _load_speedups()
+    if os.environ.get(speedups.BUILD_ENV, "1").strip() == "0":
         return []
     try:
         from mypyc.build import mypycify
     except ImportError:
         warnings.warn("drain: mypyc is not installed; installing pure Python", stacklevel=1)
         return []
-    speedups = _load_speedups()
     paths = [str(Path(*name.split(".")).with_suffix(".py")) for name in speedups.COMPILED]
     try:
         return list(mypycify(paths, opt_level="3", group_name=speedups.NATIVE_GROUP))

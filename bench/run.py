@@ -695,6 +695,11 @@ def _us_per_event(cpu_s: float, p: Phase) -> float:
     return cpu_s / max(p.events, 1) * 1e6
 
 
+#: cores of other processes' CPU, median over a phase's runs, past which a phase's figures
+#: are marked as taken on a busy machine
+BUSY_CORES = 0.3
+
+
 def _other_cpu_s(p: Phase) -> float:
     f = p.figures
     return f.machine_busy_s - f.service_cpu_s - f.postgres_cpu_s - f.self_cpu_s
@@ -791,10 +796,30 @@ def targets(phases: dict[str, list[Phase]]) -> str:
             )
         rss = max(p.figures.service_peak_rss_bytes for p in ps) / 2**20
         out.append(
-            f"- {name}: peak RSS {rss:.0f} MB, worst run (target < 200 MB): "
+            f"- {name}: peak RSS {rss:.1f} MB, worst run (target < 200 MB): "
             f"{'PASS' if rss < 200 else 'FAIL'}"
         )
+    busy = {
+        name: statistics.median(_other_cpu_s(p) / p.wall_s for p in ps)
+        for name, ps in phases.items()
+    }
+    noisy = [f"{name} ({share:.1f} cores)" for name, share in busy.items() if share > BUSY_CORES]
+    if noisy:
+        out.append(
+            f"- WARNING: other processes used more than {BUSY_CORES} of a core during "
+            f"{', '.join(noisy)}: those figures are not this machine's; rerun it quiet"
+        )
     return "\n".join(out)
+
+
+def service_decode_path() -> str:
+    """What ``drain serve`` will run: the decode path of the installed package (``-P``: as
+    the service imports it, not the source folder of a checkout in the working directory)."""
+    probe = "from drain import speedups; print(speedups.summary())"
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.strip() or f"unknown ({out.stderr.strip()[-200:]})"
 
 
 def git_commit() -> str:
@@ -886,7 +911,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
             f"- machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
             f"Python {platform.python_version()}, drain commit {git_commit()}"
         )
-        print(f"- decode path: {speedups.summary()}")
+        here, served = speedups.summary(), service_decode_path()
+        print(f"- decode path: {here}" + ("" if served == here else f"; drain serve: {served}"))
+        if served != here:
+            print(
+                "- WARNING: this process and drain serve run different decode paths: "
+                "`pip install -e .` (an editable install) makes them the same"
+            )
         print(
             f"- PostgreSQL: {kind}: {info['version'].split(' on ')[0]}, data_directory "
             f"{info['data_directory']}, fsync={info['fsync']}, synchronous_commit="

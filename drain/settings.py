@@ -43,6 +43,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from drain import speedups
 from drain.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -1228,7 +1229,9 @@ def unknown_drain_variables(environ: Mapping[str, str]) -> list[str]:
     """``DRAIN_*`` names in ``environ`` that are no setting (a typo falls back to a default
     silently otherwise), each with the closest setting name when there is one."""
     known = {name.upper() for name in Settings.model_fields}
-    internal = {"DRAIN_SERVE_DATABASE_URL"}
+    # read before the settings exist: the worker's URL (drain.web.worker), and the decode
+    # path's switches (drain.speedups: at start-up, and at build time)
+    internal = {"DRAIN_SERVE_DATABASE_URL", speedups.PURE_PYTHON_ENV, speedups.BUILD_ENV}
     notes = []
     for name in sorted(environ):
         upper = name.upper()

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 __all__ = [
+    "BUILD_ENV",
     "COMPILED",
     "NATIVE_GROUP",
     "PURE_PYTHON_ENV",
@@ -57,6 +58,9 @@ NATIVE_GROUP = "drain.decode._native"
 #: Set to ``1`` (before drain is imported) to run the source files of :data:`COMPILED`
 #: even where their extensions are built.
 PURE_PYTHON_ENV = "DRAIN_PURE_PYTHON"
+
+#: Set to ``0`` at build time (``pip install``) to skip the compilation (setup.py).
+BUILD_ENV = "DRAIN_MYPYC"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -192,3 +192,10 @@ def test_unknown_drain_variables_are_reported_with_a_suggestion() -> None:
     notes = unknown_drain_variables(environ)
     assert notes[0] == "DRAIN_PASWORD (did you mean DRAIN_PASSWORD?)"
     assert len(notes) == 2 and notes[1].startswith("DRAIN_PORT")
+
+
+def test_the_decode_path_switches_are_not_reported_as_unknown() -> None:
+    """DRAIN_PURE_PYTHON and DRAIN_MYPYC are read by drain.speedups, before the settings."""
+    from drain.settings import unknown_drain_variables
+
+    assert unknown_drain_variables({"DRAIN_PURE_PYTHON": "1", "DRAIN_MYPYC": "0"}) == []

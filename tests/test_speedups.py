@@ -10,11 +10,14 @@ import ast
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from drain import speedups
+from tests.support.served import clean_env, event_line, frame, logplex_headers, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,3 +118,32 @@ def test_the_environment_switch_reads_common_spellings(value: str) -> None:
     assert speedups.pure_python_requested({speedups.PURE_PYTHON_ENV: value})
     assert not speedups.pure_python_requested({speedups.PURE_PYTHON_ENV: "0"})
     assert not speedups.pure_python_requested({})
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["default", "DRAIN_PURE_PYTHON=1"])
+def test_drain_serve_logs_its_decode_path_and_stores_a_batch(
+    migrated_url: str, tmp_path: Path, pure: bool
+) -> None:
+    """drain serve says which decode path runs, takes DRAIN_PURE_PYTHON without calling it
+    an unknown setting, and stores a posted event on either path."""
+    extra = {speedups.PURE_PYTHON_ENV: "1"} if pure else {}
+    env = clean_env(DATABASE_URL=migrated_url, DRAIN_USERNAME="u", DRAIN_PASSWORD="p", **extra)
+    body = frame(event_line(datetime.now(UTC), "speedups.check", {"pure": pure}))
+    with serving(tmp_path, env) as served:
+        response = httpx.post(
+            served.base_url + "/logs",
+            content=body,
+            headers=logplex_headers(msg_count=1, frame_id=f"speedups-{pure}"),
+            auth=("u", "p"),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["drain-events-stored"] == "1"
+    output = served.output()
+    assert "unknown variables" not in output, output
+    if pure:
+        assert "decode path: pure Python (DRAIN_PURE_PYTHON=1)" in output, output
+    elif os.environ.get("CI"):
+        assert "decode path: compiled (mypyc)" in output, output
+    else:
+        assert "decode path: " in output, output

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
+from drain import speedups
 from drain.cli.common import configure_logging, open_database
 from drain.errors import NotReady
 from drain.settings import Settings
@@ -227,6 +228,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("post a one-line Logplex batch with:\n", flush=True)
             print(curl_example(base_url, with_credentials=settings.basic_configured), flush=True)
             print(flush=True)
+        log.info("decode path: %s", speedups.summary())
         os.environ[SERVE_DATABASE_URL_ENV] = url
         os.environ["PORT"] = str(settings.port)
         os.environ["WEB_CONCURRENCY"] = str(settings.web_concurrency)  # the pool budget
