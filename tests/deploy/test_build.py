@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,23 +249,68 @@ async def stored_markers(url: str) -> list[str]:
     return [row["marker"] for row in rows]
 
 
-def test_without_a_c_compiler_the_wheel_is_pure_python(tmp_path: Path) -> None:
-    """Where no C compiler works (CC is /bin/false), the build warns and still makes a wheel
-    with every source file and no extension: the decode path runs as pure Python."""
-    app = clean_clone(tmp_path / "app")
+def docker_build_context(app: Path, dest: Path) -> Path:
+    """The files the Dockerfile's build stage COPYs, laid out as its WORKDIR holds them.
+
+    Reads the ``COPY src... dest`` lines of the first stage (up to the next ``FROM``); a
+    directory is copied whole. Raises AssertionError when a source is missing.
+    """
+    dest.mkdir()
+    stage = (app / "Dockerfile").read_text().split("\nFROM ", 2)[1]
+    for line in stage.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY" or any(w.startswith("--") for w in words):
+            continue
+        *sources, target = words[1:]
+        for source in sources:
+            src = app / source
+            assert src.exists(), f"the Dockerfile copies {source}, which is not in the clone"
+            into = dest / target
+            if src.is_dir():  # COPY dir ./dir: the directory's contents into ./dir
+                shutil.copytree(src, into, dirs_exist_ok=True)
+            else:  # COPY a b ./: files into the directory
+                assert target.endswith("/"), line
+                into.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, into / src.name)
+    return dest
+
+
+def test_the_docker_build_stage_without_a_c_compiler_makes_a_pure_python_wheel(
+    tmp_path: Path,
+) -> None:
+    """The Dockerfile's build stage, without docker: its COPY set alone must build (so it
+    copies everything ``pip install .`` needs, setup.py included), and where no C compiler
+    works (CC is /bin/false) the build warns and still makes a wheel with every source file,
+    the SQL, and no extension: the decode path runs as pure Python. With a compiler the same
+    setup.py compiles (the Heroku build test above)."""
+    context = docker_build_context(clean_clone(tmp_path / "app"), tmp_path / "context")
     env = {**os.environ, "CC": "/bin/false", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"), "."],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-v",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            ".",
+        ],
         env=env,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=BUILD_TIMEOUT_S,
-        cwd=app,
+        cwd=context,
     )
     assert build.returncode == 0, f"pip wheel failed\n{build.stdout}\n{build.stderr}"
+    # setup.py ran (it is in the COPY set), tried the compiler and fell back
+    assert "drain: compiling the decode path failed" in build.stdout + build.stderr
     (wheel,) = (tmp_path / "dist").glob("drain-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.endswith(".so")], names
     for module in speedups.COMPILED:
         assert "/".join(module.split(".")) + ".py" in names, module
+    assert any(n.startswith("drain/sql/migrations/") for n in names), names
+    assert any(n.startswith("drain/web/dashboard/templates/") for n in names), names
