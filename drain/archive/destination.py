@@ -22,6 +22,7 @@ the destination returns.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import os
@@ -59,7 +60,7 @@ def display_url(url: str) -> str:
     return url
 
 
-class FileSink:
+class FileSink(abc.ABC):
     """A file being written: :meth:`write` bytes, then :meth:`commit` or :meth:`abort`.
 
     A file-like object (``write``, ``tell``, ``flush``, ``closed``) that
@@ -89,22 +90,23 @@ class FileSink:
 
     def flush(self) -> None:
         """Nothing to do: :meth:`commit` flushes."""
+        return None
 
     def writable(self) -> bool:
         """True."""
         return True
 
+    @abc.abstractmethod
     def commit(self) -> None:
         """Make the file visible under its final name, complete.
 
         Raises:
             OSError: the destination refused it.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def abort(self) -> None:
         """Give the file up (best effort; the caller deletes what may remain)."""
-        raise NotImplementedError
 
 
 class _LocalSink(FileSink):
@@ -164,22 +166,24 @@ class FetchedFile:
     sha256: str
 
 
-class Destination:
+class Destination(abc.ABC):
     """The archive's destination (a local directory or an S3 prefix); paths are relative
     to it, ``/``-separated (drain.archive.layout)."""
 
     url: str
 
+    @abc.abstractmethod
     def create(self, rel: str) -> FileSink:
         """Begin writing the file ``rel`` (see the module docstring).
 
         Raises:
             OSError: the destination cannot be written.
         """
-        raise NotImplementedError
 
-    @contextlib.contextmanager
-    def fetch(self, rel: str, spool_dir: str | None) -> Iterator[FetchedFile]:
+    @abc.abstractmethod
+    def fetch(
+        self, rel: str, spool_dir: str | None
+    ) -> contextlib.AbstractContextManager[FetchedFile]:
         """Read ``rel`` whole, hashing it; yield it as a local file (an S3 object is
         downloaded into ``spool_dir`` and removed afterwards).
 
@@ -187,8 +191,6 @@ class Destination:
             FileNotFoundError: no such file.
             OSError: the destination cannot be read.
         """
-        raise NotImplementedError
-        yield  # pragma: no cover
 
     def put(self, rel: str, data: bytes) -> None:
         """Write the small file ``rel`` (a manifest) whole.
@@ -204,30 +206,30 @@ class Destination:
             raise
         sink.commit()
 
+    @abc.abstractmethod
     def get(self, rel: str) -> bytes:
         """The content of the small file ``rel``.
 
         Raises:
             FileNotFoundError: no such file.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def delete(self, rel: str) -> None:
         """Delete ``rel`` and any temporary file of it; a missing file is no error.
 
         Raises:
             OSError: the destination refused.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def size(self, rel: str) -> int | None:
         """The size of ``rel`` in bytes, or None when it does not exist."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def walk(self, prefix: str) -> list[str]:
         """Every file under the directory ``prefix`` (relative paths, sorted), temporary
         ones included."""
-        raise NotImplementedError
 
 
 class LocalDestination(Destination):
