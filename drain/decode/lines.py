@@ -87,6 +87,7 @@ __all__ = [
     "LineResult",
     "TypedLine",
     "as_typed",
+    "keep_other",
     "keep_typed",
     "line_decoder",
     "quarantine_row",
@@ -179,6 +180,25 @@ def keep_typed(
                 codes[code] = codes.get(code, 0) + 1
     if line.loss is not None:
         ledger.loss_reports.append(line.loss)
+
+
+def keep_other(out: LineResult, quarantined: list[QuarantineRow], ledger: Ledger) -> None:
+    """Count a line that is neither an event nor one of Heroku's kept lines: a quarantine
+    row joins ``quarantined`` and counts by reason, a loss report joins
+    ``ledger.loss_reports`` and counts as ``logplex_error``, a not-event kind counts by
+    kind. The one rule both inputs follow for these outcomes."""
+    if type(out) is QuarantineRow:
+        quarantined.append(out)
+        by_reason = ledger.quarantined_by_reason
+        reason = out.reason.value
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    elif type(out) is LostReport:
+        ledger.loss_reports.append(out)
+        by_kind = ledger.not_events_by_kind
+        by_kind[KIND_LOGPLEX_ERROR] = by_kind.get(KIND_LOGPLEX_ERROR, 0) + 1
+    elif isinstance(out, str):
+        by_kind = ledger.not_events_by_kind
+        by_kind[out] = by_kind.get(out, 0) + 1
 
 
 def quarantine_row(

@@ -70,6 +70,7 @@ from drain.decode.lines import (
     LineResult,
     TypedLine,
     as_typed,
+    keep_other,
     keep_typed,
     line_decoder,
     quarantine_row,
@@ -272,15 +273,8 @@ def decode_body(
             untagged += 1
         elif type(out) is TypedLine:
             keep_typed(out, rows, by_type, ledger)
-        elif type(out) is QuarantineRow:
-            quarantined.append(out)
-            reason = out.reason.value
-            by_reason[reason] = by_reason.get(reason, 0) + 1
-        elif type(out) is LostReport:
-            ledger.loss_reports.append(out)
-            by_kind[KIND_LOGPLEX_ERROR] = by_kind.get(KIND_LOGPLEX_ERROR, 0) + 1
-        elif isinstance(out, str):
-            by_kind[out] = by_kind.get(out, 0) + 1
+        else:
+            keep_other(out, quarantined, ledger)
     if error is not None:
         row = _rest_row(body, error, limits, app)
         quarantined.append(row)

@@ -87,10 +87,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from drain.decode.limits import DecodeLimits
 from drain.decode.lines import (
-    KIND_LOGPLEX_ERROR,
     KIND_UNTAGGED,
     LineDecoder,
     as_typed,
+    keep_other,
     keep_typed,
     line_decoder,
 )
@@ -103,7 +103,6 @@ from drain.records import (
     DecodedBatch,
     EventRow,
     Ledger,
-    LostReport,
     QuarantineReason,
     QuarantineRow,
     Row,
@@ -413,7 +412,6 @@ def decode_logs(
     rows: dict[str, list[Row]] = {RAW_EVENTS: events}
     quarantined: list[QuarantineRow] = []
     ledger = Ledger(body_bytes=len(body))
-    by_reason = ledger.quarantined_by_reason
     by_kind = ledger.not_events_by_kind
     by_type: dict[type, list[Row]] = {}
     decoders: dict[str, LineDecoder] = {}
@@ -454,19 +452,12 @@ def decode_logs(
                 index += 1
                 if type(out) is EventRow:
                     events.append(out)
-                elif type(out) is QuarantineRow:
-                    quarantined.append(out)
-                    reason = out.reason.value
-                    by_reason[reason] = by_reason.get(reason, 0) + 1
-                elif type(out) is LostReport:
-                    ledger.loss_reports.append(out)
-                    by_kind[KIND_LOGPLEX_ERROR] = by_kind.get(KIND_LOGPLEX_ERROR, 0) + 1
-                elif isinstance(out, str):
-                    by_kind[out] = by_kind.get(out, 0) + 1
-                else:  # one of Heroku's own lines: rows of the typed tables
-                    typed = as_typed(out)  # type: ignore[arg-type]
-                    if typed is not None:
-                        keep_typed(typed, rows, by_type, ledger)
+                    continue
+                typed = as_typed(out)  # type: ignore[arg-type]
+                if typed is not None:  # one of Heroku's own lines: rows of the typed tables
+                    keep_typed(typed, rows, by_type, ledger)
+                else:
+                    keep_other(out, quarantined, ledger)  # type: ignore[arg-type]
     ledger.frames = index
     ledger.events = len(events)
     ledger.typed = sum(ledger.typed_by_kind.values())
