@@ -36,7 +36,8 @@ __all__ = [
     "use_pure_python",
 ]
 #: The modules mypyc compiles, in one group (they call each other natively). The rule for
-#: choosing: pure (no I/O, no asyncio) and on the per-line path of a request body.
+#: choosing: pure (no I/O, no asyncio) and on the per-line path of a request body: the
+#: decoders, and the encoding of their rows' timestamps for COPY.
 COMPILED: tuple[str, ...] = (
     "drain.decode.events",
     "drain.decode.framing",
@@ -50,6 +51,7 @@ COMPILED: tuple[str, ...] = (
     "drain.decode.rules",
     "drain.decode.syslog",
     "drain.inputs.logplex",
+    "drain.store.timestamptz",
 )
 
 #: The shared library that holds the compiled group (``drain/decode/_native__mypyc*.so``).
@@ -158,12 +160,12 @@ def status(modules: Sequence[str] = COMPILED) -> dict[str, str]:
 
 
 def summary(modules: Sequence[str] = COMPILED) -> str:
-    """One line for logs and reports, e.g. ``compiled (mypyc): 12 of 12 decode modules``."""
+    """One line for logs and reports, e.g. ``compiled (mypyc): 13 of 13 modules``."""
     states = status(modules)
     compiled = sum(1 for s in states.values() if s == "compiled")
     if compiled == len(states):
-        return f"compiled (mypyc): {compiled} of {len(states)} decode modules"
+        return f"compiled (mypyc): {compiled} of {len(states)} modules"
     if compiled == 0:
         why = f"{PURE_PYTHON_ENV}=1" if pure_python_requested() else "no extensions built"
-        return f"pure Python ({why}): 0 of {len(states)} decode modules compiled"
-    return f"mixed: {compiled} of {len(states)} decode modules compiled"
+        return f"pure Python ({why}): 0 of {len(states)} modules compiled"
+    return f"mixed: {compiled} of {len(states)} modules compiled"

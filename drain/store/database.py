@@ -25,13 +25,22 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
 
+from drain.store.timestamptz import decode_timestamptz, encode_timestamptz
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 #: a connection, or a pool's proxy for one (what ``pool.acquire()`` gives).
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "Conn", "connect_kwargs", "create_pool", "redact_url"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "Conn",
+    "connect_kwargs",
+    "create_pool",
+    "redact_url",
+    "use_drain_codecs",
+]
 
 #: seconds allowed to open one connection (TCP, TLS and authentication) unless the URL
 #: says otherwise with ``connect_timeout``.
@@ -168,8 +177,9 @@ async def create_pool(
     """Open an asyncpg pool for ``url``.
 
     Prepared-statement caching is off (``statement_cache_size=0``) so the pool also works
-    behind PgBouncer in transaction mode. Connecting is bounded by the URL's
-    ``connect_timeout`` (default :data:`DEFAULT_CONNECT_TIMEOUT_S` seconds).
+    behind PgBouncer in transaction mode. Every connection gets :func:`use_drain_codecs`.
+    Connecting is bounded by the URL's ``connect_timeout`` (default
+    :data:`DEFAULT_CONNECT_TIMEOUT_S` seconds).
 
     Args:
         url: a DATABASE_URL (see :func:`connect_kwargs`).
@@ -187,6 +197,23 @@ async def create_pool(
         max_size=max_size,
         statement_cache_size=0,
         command_timeout=command_timeout_s,
+        init=use_drain_codecs,
         **kwargs,
     )
     return pool
+
+
+async def use_drain_codecs(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Register drain's own binary codec of ``timestamptz`` on ``conn``
+    (:mod:`drain.store.timestamptz`: asyncpg's values, encoded for less CPU per row).
+
+    One round trip (asyncpg introspects the type). Raises asyncpg.PostgresError or OSError
+    when the connection fails meanwhile.
+    """
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=encode_timestamptz,
+        decoder=decode_timestamptz,
+        format="binary",
+    )
