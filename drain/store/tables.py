@@ -20,9 +20,10 @@ rebuilds from the row).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import attrgetter, itemgetter
 
 from drain.records import (
     EventRow,
@@ -67,6 +68,12 @@ QUARANTINE_COLUMNS = (
 
 Row = tuple[object, ...]
 
+_TZINFO = attrgetter("tzinfo")
+
+
+def _utc_day(when: datetime) -> date:
+    return when.date() if when.tzinfo is UTC else when.astimezone(UTC).date()
+
 
 @dataclass(frozen=True, slots=True)
 class DataTable:
@@ -96,7 +103,15 @@ class DataTable:
         """The UTC day of ``row``: the partition it goes to."""
         when = row[self.time_index]
         assert isinstance(when, datetime)
-        return when.date() if when.tzinfo is UTC else when.astimezone(UTC).date()
+        return _utc_day(when)
+
+    def days(self, rows: Sequence[Row]) -> set[date]:
+        """The UTC days of ``rows`` (the partitions they go to): :meth:`day` of each, with
+        no Python call per row when they are all in UTC, as the decoders make them."""
+        whens: list[datetime] = list(map(itemgetter(self.time_index), rows))
+        if set(map(_TZINFO, whens)) <= {UTC}:
+            return set(map(datetime.date, whens))
+        return set(map(_utc_day, whens))
 
     def time(self, row: Row) -> datetime:
         """The partition key of ``row``."""

@@ -47,7 +47,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -204,8 +206,7 @@ def _days(group: Sequence[_Item]) -> dict[str, set[date]]:
     for item in group:
         for name, rows in item.batch.rows.items():
             if rows:
-                day = TABLES[name].day
-                days.setdefault(name, set()).update(map(day, rows))
+                days.setdefault(name, set()).update(TABLES[name].days(rows))
     return days
 
 
@@ -711,7 +712,7 @@ class Writer:
             tail = self._tail(item)
             stored = {RAW_EVENTS: 0}
             for name, rows in item.batch.rows.items():
-                records[name].extend([row + tail for row in rows])
+                records[name].extend(map(operator.add, rows, itertools.repeat(tail)))
                 stored[name] = len(rows)
             quarantine.extend(self._quarantine_records(item))
             stored[QUARANTINE] = len(item.batch.quarantined)
