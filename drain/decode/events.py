@@ -40,7 +40,7 @@ import orjson
 
 from drain.records import QuarantineReason
 
-__all__ = ["TAGGED", "TAG_MAX", "RejectedEvent", "TaggedEvent", "parse_event"]
+__all__ = ["TAGGED", "TAG_MAX", "RejectedEvent", "TaggedEvent", "is_tagged", "parse_event"]
 
 _new: Final = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
@@ -51,8 +51,19 @@ _BOM: Final = b"\xef\xbb\xbf"
 #: how a tagged line starts (rule 0 of the module docstring): ``msg.startswith(TAGGED)``
 TAGGED: Final = (b"@[", _BOM + b"@[")
 _TAG_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
-#: A byte right after the separator space that would make it more than one space.
-_JSON_WS_BYTES: Final = (b" ", b"\t", b"\r", b"\n")
+_BOM_TAGGED: Final = TAGGED[1]
+
+
+def is_tagged(msg: bytes) -> bool:
+    """Whether MSG starts as a tagged line does (:data:`TAGGED`): ``msg.startswith(TAGGED)``,
+    in two compiled calls instead of one call of the tuple form."""
+    return msg.startswith(b"@[") or msg.startswith(_BOM_TAGGED)
+
+
+def _is_json_ws(byte: int) -> bool:
+    """Whether a byte right after the separator space would make it more than one space
+    (JSON's whitespace, RFC 8259 §2: SP, TAB, CR, LF)."""
+    return byte == 32 or byte == 9 or byte == 13 or byte == 10
 
 
 class TaggedEvent(NamedTuple):
@@ -100,11 +111,12 @@ def parse_event(
     The common valid line costs one ``bytes.find``, a few slices, one UTF-8 decode and one
     ``orjson.loads``.
     """
-    start = 0
-    if msg[:2] != b"@[":
-        if msg[:5] != TAGGED[1]:
-            return None
+    if msg.startswith(b"@["):
+        start = 0
+    elif msg.startswith(_BOM_TAGGED):
         start = 3
+    else:
+        return None
     tag_start = start + 2
     close = msg.find(b"]", tag_start, tag_start + TAG_MAX + 1)
     if close < 0:
@@ -131,8 +143,9 @@ def parse_event(
         if tags is not None:
             tags[raw_tag] = tag
     body_start = close + 2
-    separator = msg[close + 1 : close + 3]  # the SP and the first byte of the JSON
-    if separator[:1] != b" " or separator[1:] in _JSON_WS_BYTES:
+    # the SP, then a first byte of the JSON that is not one more space
+    n = len(msg)
+    if close + 1 >= n or msg[close + 1] != 32 or (body_start < n and _is_json_ws(msg[body_start])):
         return RejectedEvent(
             QuarantineReason.BAD_SEPARATOR,
             "expected exactly one space between ']' and the JSON",

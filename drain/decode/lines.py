@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from drain.decode.events import TAGGED, RejectedEvent, parse_event
+from drain.decode.events import RejectedEvent, is_tagged, parse_event
 from drain.decode.limits import DecodeLimits
 from drain.decode.loss import is_loss_line, parse_lost_line
 from drain.decode.metrics import ADDON_PROCESSES, UnitMemo, parse_metrics
@@ -414,7 +414,7 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
         raw: bytes,
         offset: int,
     ) -> LineResult:
-        parsed = parse_event(msg, tags) if msg.startswith(TAGGED) else None
+        parsed = parse_event(msg, tags) if is_tagged(msg) else None
         if parsed is None:
             if app_name == b"heroku":
                 if proc == b"router":

@@ -76,12 +76,14 @@ __all__ = [
     "SyslogMessage",
     "parse_line",
     "parse_timestamp",
+    "split_fields",
     "split_line",
     "strip_eol",
     "structured_data_end",
 ]
 
 _PRINTUSASCII: Final = bytes(range(33, 127))
+_PRINTUSASCII_SP: Final = bytes(range(32, 127))
 
 #: RFC 5424 §6 field limits, in bytes.
 HOSTNAME_MAX: Final = 255
@@ -203,6 +205,11 @@ _FIELDS: Final = (
 )
 
 
+#: ``Line``'s fields as a plain tuple: what :func:`split_fields` gives (a C struct between
+#: compiled modules, no object)
+LineFields = tuple[int, datetime, bytes, bytes, bytes, bytes, str | None, bytes]
+
+
 def split_line(line: bytes) -> Line:
     """Check one SYSLOG-MSG's header (PRI .. MSGID) and split it into its fields and MSG.
 
@@ -210,11 +217,18 @@ def split_line(line: bytes) -> Line:
     PRI and VERSION, one translate checks the four PRINTUSASCII fields; what follows MSGID
     is read by the STRUCTURED-DATA rule of the module docstring. A line that ends right
     after MSGID (no SP) has an empty MSG. This is the one implementation of the header
-    grammar; :func:`parse_line` decodes its fields to text.
+    grammar (:func:`split_fields`, as a :class:`Line`); :func:`parse_line` decodes its
+    fields to text.
 
     Raises:
         LineError: the header does not parse; names the first wrong field and its column.
     """
+    return _new(Line, split_fields(line))
+
+
+def split_fields(line: bytes) -> LineFields:
+    """:func:`split_line`'s fields as a plain tuple (:data:`LineFields`), for the decoders'
+    per-line path. Raises LineError as :func:`split_line` does."""
     parts = line.split(b" ", 6)
     if len(parts) == 7:
         head, ts, host, app, proc, msgid, rest = parts
@@ -225,13 +239,16 @@ def split_line(line: bytes) -> Line:
     else:
         raise _header_error(parts)
     pri = _PRI_VERSION.get(head)
+    fields_start = len(head) + len(ts) + 2
+    fields_stop = fields_start + len(host) + len(app) + len(proc) + len(msgid) + 3
     if (
         pri is not None
         and 0 < len(host) <= HOSTNAME_MAX
         and 0 < len(app) <= APP_NAME_MAX
         and 0 < len(proc) <= PROCID_MAX
         and 0 < len(msgid) <= MSGID_MAX
-        and not (host + app + proc + msgid).translate(None, _PRINTUSASCII)
+        # HOSTNAME SP APP-NAME SP PROCID SP MSGID, in one slice: the split leaves no other SP
+        and not line[fields_start:fields_stop].translate(None, _PRINTUSASCII_SP)
     ):
         timestamp = parse_timestamp(ts)
         if timestamp is not None:
@@ -239,13 +256,12 @@ def split_line(line: bytes) -> Line:
                 rest = rest[:-1]
             if rest[-1:] == b"\r":
                 rest = rest[:-1]
-            first = rest[:1]
-            if first == b"-" and (len(rest) == 1 or rest[1] == 32):
-                return _new(Line, (pri, timestamp, host, app, proc, msgid, "-", rest[2:]))
-            if first == b"[":
+            if rest.startswith(b"-") and (len(rest) == 1 or rest[1] == 32):
+                return pri, timestamp, host, app, proc, msgid, "-", rest[2:]
+            if rest.startswith(b"["):
                 sd, msg = _split_structured_data(rest)
-                return _new(Line, (pri, timestamp, host, app, proc, msgid, sd, msg))
-            return _new(Line, (pri, timestamp, host, app, proc, msgid, None, rest))
+                return pri, timestamp, host, app, proc, msgid, sd, msg
+            return pri, timestamp, host, app, proc, msgid, None, rest
     raise _header_error(parts)
 
 

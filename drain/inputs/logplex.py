@@ -76,7 +76,7 @@ from drain.decode.lines import (
     quarantine_row,
 )
 from drain.decode.rules import LineRules
-from drain.decode.syslog import SyslogMessage, parse_line, split_line, structured_data_end
+from drain.decode.syslog import SyslogMessage, parse_line, split_fields, structured_data_end
 from drain.errors import FramingError, LineError, TooManyFrames
 from drain.records import (
     RAW_EVENTS,
@@ -157,7 +157,7 @@ def frame_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRule
             detail = f"frame of {len(msg)} bytes is over max_frame_bytes ({limits.max_frame_bytes})"
             return quarantine_row(limits, app, msg, offset, QuarantineReason.FRAME_TOO_LONG, detail)
         try:
-            pri, when, host, app_name, proc, _msgid, _sd, text = split_line(msg)
+            pri, when, host, app_name, proc, _msgid, _sd, text = split_fields(msg)
         except LineError as error:
             if b"@[" in msg:
                 return quarantine_row(
