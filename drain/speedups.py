@@ -49,6 +49,7 @@ COMPILED: tuple[str, ...] = (
     "drain.decode.platform",
     "drain.decode.router",
     "drain.decode.rules",
+    "drain.decode.scan",
     "drain.decode.syslog",
     "drain.inputs.logplex",
     "drain.store.timestamptz",

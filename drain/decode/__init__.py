@@ -10,7 +10,8 @@
 - :mod:`drain.decode.loss`: Heroku's own reports of lines lost upstream (L10 ... L15);
 - :mod:`drain.decode.rules`: which of Heroku's lines are kept, and how;
 - :mod:`drain.decode.lines`: what one log line becomes, whichever input it came in;
-- :mod:`drain.decode.limits`: the bounds a decoder applies.
+- :mod:`drain.decode.limits`: the bounds a decoder applies;
+- :mod:`drain.decode.scan`: byte searches of the per-line path that cost one C call.
 
 An input (:mod:`drain.inputs`) composes them; nothing here knows where the bytes came from.
 """

@@ -108,7 +108,7 @@ def parse_event(
         is a valid event; a :class:`RejectedEvent` with the reason otherwise. Never raises
         on any input.
 
-    The common valid line costs one ``bytes.find``, a few slices, one UTF-8 decode and one
+    The common valid line costs a scan for the ``]``, a few slices, one UTF-8 decode and one
     ``orjson.loads``.
     """
     if msg.startswith(b"@["):
@@ -118,7 +118,16 @@ def parse_event(
     else:
         return None
     tag_start = start + 2
-    close = msg.find(b"]", tag_start, tag_start + TAG_MAX + 1)
+    # the "]" within TAG_MAX + 1 bytes, byte by byte: compiled, cheaper than a bytes.find call
+    n = len(msg)
+    close = -1
+    at = tag_start
+    last = min(tag_start + TAG_MAX + 1, n)
+    while at < last:
+        if msg[at] == 93:  # "]"
+            close = at
+            break
+        at += 1
     if close < 0:
         return RejectedEvent(
             QuarantineReason.BAD_TAG, f"no ']' within {TAG_MAX + 1} bytes after '@['", None
@@ -144,7 +153,6 @@ def parse_event(
             tags[raw_tag] = tag
     body_start = close + 2
     # the SP, then a first byte of the JSON that is not one more space
-    n = len(msg)
     if close + 1 >= n or msg[close + 1] != 32 or (body_start < n and _is_json_ws(msg[body_start])):
         return RejectedEvent(
             QuarantineReason.BAD_SEPARATOR,
@@ -170,7 +178,8 @@ def parse_event(
             f"JSON is {_json_type(value)}, not an object",
             tag,
         )
-    if b"\\u0000" in json_bytes and _holds_nul(value):
+    # str's "in" (bytes' first tries the operand as an int, and raises and clears a TypeError)
+    if "\\u0000" in payload and _holds_nul(value):
         return RejectedEvent(
             QuarantineReason.NUL_IN_JSON,
             "JSON holds U+0000 (\\u0000), which PostgreSQL jsonb cannot store",

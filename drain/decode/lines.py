@@ -59,6 +59,7 @@ from drain.decode.metrics import ADDON_PROCESSES, UnitMemo, parse_metrics
 from drain.decode.platform import parse_platform, router_event
 from drain.decode.router import parse_router
 from drain.decode.rules import ClientMode, LineRules
+from drain.decode.scan import contains
 from drain.records import (
     ROW_TABLES,
     EventRow,
@@ -325,7 +326,9 @@ class _HerokuLines:
         return _new(TypedLine, (kind, rows, None))
 
     def addon(self, when: datetime, proc: bytes, msg: bytes) -> LineResult:
-        found = self.metrics(when, proc, msg, TYPED_ADDON_METRICS) if b"sample#" in msg else None
+        if not contains(msg, b"sample#"):
+            return KIND_UNTAGGED
+        found = self.metrics(when, proc, msg, TYPED_ADDON_METRICS)
         return KIND_UNTAGGED if found is None else found
 
     # -- platform
@@ -343,7 +346,7 @@ class _HerokuLines:
 
     def heroku(self, when: datetime, proc: bytes, msg: bytes) -> LineResult:
         """APP-NAME ``heroku``, PROCID not ``router``: runtime metrics, or a platform line."""
-        if msg[:7] == b"source=" and b" sample#" in msg:
+        if msg.startswith(b"source=") and contains(msg, b" sample#"):
             if not self.rules.metrics:
                 return KIND_UNTAGGED  # a metrics line, whose table is off
             found = self.metrics(when, proc, msg, TYPED_RUNTIME_METRICS)

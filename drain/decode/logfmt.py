@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from drain.decode.scan import contains
+
 __all__ = ["parse_logfmt", "unquote"]
 
 _PAIR: Final = re.compile(
@@ -50,7 +52,7 @@ def unquote(value: bytes) -> bytes:
         run = len(inner) - 1 - len(inner[:-1].rstrip(b"\\"))
         if run % 2 == 0:
             inner = inner[:-1]
-    return _ESCAPE.sub(rb"\1", inner) if b"\\" in inner else inner
+    return _ESCAPE.sub(rb"\1", inner) if contains(inner, b"\\") else inner
 
 
 def parse_logfmt(line: bytes) -> list[tuple[bytes, bytes | None]]:

@@ -76,6 +76,7 @@ from drain.decode.lines import (
     quarantine_row,
 )
 from drain.decode.rules import LineRules
+from drain.decode.scan import contains
 from drain.decode.syslog import SyslogMessage, parse_line, split_fields, structured_data_end
 from drain.errors import FramingError, LineError, TooManyFrames
 from drain.records import (
@@ -159,7 +160,7 @@ def frame_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRule
         try:
             pri, when, host, app_name, proc, _msgid, _sd, text = split_fields(msg)
         except LineError as error:
-            if b"@[" in msg:
+            if contains(msg, b"@["):
                 return quarantine_row(
                     limits,
                     app,
@@ -170,7 +171,7 @@ def frame_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRule
                 )
             return KIND_MALFORMED_LINE
         out = decode_line(when, pri, host, app_name, proc, text, msg, offset)
-        if out is KIND_UNTAGGED and b"@[" in text:
+        if out is KIND_UNTAGGED and contains(text, b"@["):
             at = _tag_at(text)
             prefix = text[:at]
             if at > 0 and structured_data_end(prefix) == at - 1 and prefix[-1:] == b" ":
