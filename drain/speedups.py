@@ -52,7 +52,7 @@ COMPILED: tuple[str, ...] = (
     "drain.decode.scan",
     "drain.decode.syslog",
     "drain.inputs.logplex",
-    "drain.store.timestamptz",
+    "drain.pgwire.timestamptz",
 )
 
 #: The shared library that holds the compiled group (``drain/decode/_native__mypyc*.so``).

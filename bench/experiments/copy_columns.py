@@ -1,5 +1,5 @@
 """What each column type costs asyncpg's COPY encoding, with asyncpg's timestamptz codec and
-with drain's (drain.store.timestamptz).
+with drain's (drain.pgwire.timestamptz).
 
 Usage (from the repository root)::
 
@@ -10,13 +10,15 @@ timestamptz, the same object in every row; one jsonb; the 12 columns of a ``raw_
 row), COPYs ``--rows`` rows into an UNLOGGED table, 5000 rows per ``copy_records_to_table``,
 best of 3, on a connection with asyncpg's codecs and on one with
 :func:`drain.store.database.use_drain_codecs`. Prints this process's CPU (user + system)
-per row: the client's share of a COPY, which is what the writer spends.
+per row: the client's share of a COPY, which is what the writer spends; and whether drain's
+codec ran compiled (uncompiled, ``DRAIN_PURE_PYTHON=1``, it is about even with asyncpg's).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 import time
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.run import admin_server
+from drain import speedups
 from drain.store.database import use_drain_codecs
 from testkit.pg import create_database, drop_database
 
@@ -97,7 +100,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     await conn.close()
         finally:
             await drop_database(admin_url, name)
+    codec = importlib.import_module("drain.pgwire.timestamptz")
+    state = "compiled (mypyc)" if speedups.is_compiled(codec) else "pure Python"
     print(f"{args.rows:,} rows, {CHUNK} per COPY, best of 3; client CPU µs per row")
+    print(f"drain's codec: {state} (its figures below hold for the compiled module)")
     print("| columns | asyncpg's timestamptz codec | drain's |")
     print("|---|---|---|")
     for case, (ours_asyncpg, ours_drain) in figures.items():

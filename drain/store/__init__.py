@@ -3,7 +3,6 @@
 - :mod:`drain.store.database`: DATABASE_URL to asyncpg (TLS modes, unix sockets), the pool;
 - :mod:`drain.store.writer`: the group-commit writer (ledger + COPY in one transaction);
 - :mod:`drain.store.faults`: who is to blame for a database error, and what to do;
-- :mod:`drain.store.timestamptz`: the binary ``timestamptz`` codec of the pool's connections;
 - :mod:`drain.store.tables`: the registry of data tables, and how a row becomes a COPY record;
 - :mod:`drain.store.platform`: the client-hash key, and recent platform errors (/health);
 - :mod:`drain.store.partitions`: daily partitions: names, creation on demand, listing;

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
 
-from drain.store.timestamptz import decode_timestamptz, encode_timestamptz
+from drain.pgwire.timestamptz import decode_timestamptz, encode_timestamptz
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -205,7 +205,7 @@ async def create_pool(
 
 async def use_drain_codecs(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Register drain's own binary codec of ``timestamptz`` on ``conn``
-    (:mod:`drain.store.timestamptz`: asyncpg's values, encoded for less CPU per row).
+    (:mod:`drain.pgwire.timestamptz`: asyncpg's values, encoded for less CPU per row).
 
     One round trip (asyncpg introspects the type). Raises asyncpg.PostgresError or OSError
     when the connection fails meanwhile.

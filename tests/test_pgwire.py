@@ -1,5 +1,5 @@
-"""drain's binary timestamptz codec gives what asyncpg's gives, value for value, checked
-against PostgreSQL over a real connection (one without the codec: asyncpg's own)."""
+"""drain.pgwire's binary timestamptz codec gives what asyncpg's gives, value for value,
+checked against PostgreSQL over a real connection (one without the codec: asyncpg's own)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import asyncpg
 import pytest
 
+from drain.pgwire.timestamptz import decode_timestamptz, encode_timestamptz
 from drain.store import database
 from drain.store.database import create_pool
-from drain.store.timestamptz import decode_timestamptz, encode_timestamptz
 
 #: values a query or a COPY may send: UTC (what the decoders make), other offsets, naive
 #: (the machine's local time), dates, the two infinities, the ends of datetime's range

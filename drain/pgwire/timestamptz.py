@@ -12,7 +12,7 @@ on the wire"). :func:`encode_timestamptz` reads the fields of a UTC datetime (wh
 decoder makes) instead, and is compiled with the decode path (drain.speedups). Both
 functions give what asyncpg's own codec gives, value for value, infinities and local-time
 rules included, so registering them (:func:`drain.store.database.create_pool`) changes
-the speed and nothing else: ``tests/store/test_timestamptz.py`` checks both against
+the speed and nothing else: ``tests/test_pgwire.py`` checks both against
 asyncpg's.
 """
 
