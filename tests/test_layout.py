@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,3 +250,17 @@ def test_the_master_process_does_not_import_the_web_stack() -> None:
     assert not found, found
     init = DRAIN / "web" / "__init__.py"
     assert not {n for n in imports(init, runtime_only=True) if n in heavy}
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages by hand: a package missing there is missing from
+    every non-editable install (the Heroku build, the Docker image)."""
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in DRAIN.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found - listed == set()
