@@ -40,7 +40,15 @@ import orjson
 
 from drain.records import QuarantineReason
 
-__all__ = ["TAGGED", "TAG_MAX", "RejectedEvent", "TaggedEvent", "is_tagged", "parse_event"]
+__all__ = [
+    "TAGGED",
+    "TAG_MAX",
+    "RejectedEvent",
+    "TaggedEvent",
+    "is_tagged",
+    "parse_event",
+    "read_event",
+]
 
 _new: Final = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
@@ -111,6 +119,17 @@ def parse_event(
     The common valid line costs a scan for the ``]``, a few slices, one UTF-8 decode and one
     ``orjson.loads``.
     """
+    found = read_event(msg, tags)
+    if found is None or isinstance(found, RejectedEvent):
+        return found
+    return _new(TaggedEvent, found)
+
+
+def read_event(
+    msg: bytes, tags: dict[bytes, str] | None = None
+) -> tuple[str, str] | RejectedEvent | None:
+    """:func:`parse_event` with a valid event as a plain ``(tag, payload)`` tuple: one
+    object fewer per event on the decoders' per-line path."""
     if msg.startswith(b"@["):
         start = 0
     elif msg.startswith(_BOM_TAGGED):
@@ -185,7 +204,7 @@ def parse_event(
             "JSON holds U+0000 (\\u0000), which PostgreSQL jsonb cannot store",
             tag,
         )
-    return _new(TaggedEvent, (tag, payload))
+    return tag, payload
 
 
 def _json_type(value: object) -> str:

@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from drain.decode.events import RejectedEvent, is_tagged, parse_event
+from drain.decode.events import RejectedEvent, is_tagged, read_event
 from drain.decode.limits import DecodeLimits
 from drain.decode.loss import is_loss_line, parse_lost_line
 from drain.decode.metrics import ADDON_PROCESSES, UnitMemo, parse_metrics
@@ -378,7 +378,7 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
     line's time (tz-aware UTC), its PRI (0..191), HOSTNAME, APP-NAME and PROCID (printable
     US-ASCII bytes), its MSG (bytes, without the line end), and for a quarantine row the raw
     bytes and their byte offset in the body. It never raises on any bytes. It keeps memos of
-    the body (valid tags, :func:`drain.decode.events.parse_event`; client hashes; metric
+    the body (valid tags, :func:`drain.decode.events.read_event`; client hashes; metric
     units): make one per body.
 
     Args:
@@ -417,7 +417,7 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
         raw: bytes,
         offset: int,
     ) -> LineResult:
-        parsed = parse_event(msg, tags) if is_tagged(msg) else None
+        parsed = read_event(msg, tags) if is_tagged(msg) else None
         if parsed is None:
             if app_name == b"heroku":
                 if proc == b"router":
@@ -440,7 +440,7 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
             return quarantine_row(
                 limits, app, raw, offset, parsed.reason, parsed.detail, when, parsed.tag
             )
-        tag = parsed.tag
+        tag, payload = parsed
         if when < earliest or when > latest:
             return quarantine_row(
                 limits,
@@ -463,7 +463,7 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
             proc_id = names[proc] = proc.decode("ascii")
         return _new(
             EventRow,
-            (when, tag, parsed.payload, pri >> 3, pri & 7, hostname, app_field, proc_id, app),
+            (when, tag, payload, pri >> 3, pri & 7, hostname, app_field, proc_id, app),
         )
 
     return decode_line
