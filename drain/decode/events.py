@@ -60,6 +60,8 @@ _BOM: Final = b"\xef\xbb\xbf"
 TAGGED: Final = (b"@[", _BOM + b"@[")
 _TAG_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _BOM_TAGGED: Final = TAGGED[1]
+#: a C static when compiled (``orjson.loads`` is an attribute lookup per call)
+_LOADS: Final = orjson.loads
 
 
 def is_tagged(msg: bytes) -> bool:
@@ -188,7 +190,7 @@ def read_event(
             tag,
         )
     try:
-        value = orjson.loads(payload)  # str: 30% faster than bytes, already UTF-8-checked
+        value = _LOADS(payload)  # str: 30% faster than bytes, already UTF-8-checked
     except orjson.JSONDecodeError as err:
         return RejectedEvent(QuarantineReason.INVALID_JSON, f"JSON: {err}", tag)
     if type(value) is not dict:

@@ -395,7 +395,6 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
     # HOSTNAME, APP-NAME and PROCID decoded once per body: the rows of a body share the str
     # objects (a handful of distinct values), which makes each queued row smaller
     names: dict[bytes, str] = {}
-    name = names.get
     heroku = _HerokuLines(rules, app)
     router: _Handler | None = heroku.router if rules.router or rules.platform else None
     if rules.router and heroku.exclude_router is None:
@@ -452,13 +451,13 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
                 when,
                 tag,
             )
-        hostname = name(host)
+        hostname = names.get(host)
         if hostname is None:
             hostname = names[host] = host.decode("ascii")
-        app_field = name(app_name)
+        app_field = names.get(app_name)
         if app_field is None:
             app_field = names[app_name] = app_name.decode("ascii")
-        proc_id = name(proc)
+        proc_id = names.get(proc)
         if proc_id is None:
             proc_id = names[proc] = proc.decode("ascii")
         return _new(

@@ -93,6 +93,10 @@ APP_NAME_MAX: Final = 48
 PROCID_MAX: Final = 128
 MSGID_MAX: Final = 32
 
+#: as many SPs as the four fields above and their three separators can hold:
+#: ``_SPACES.startswith(run)`` tells that a run is all SP, in one compiled call
+_SPACES: Final = b" " * (HOSTNAME_MAX + APP_NAME_MAX + PROCID_MAX + MSGID_MAX + 3)
+
 _new: Final = tuple.__new__  # builds a NamedTuple without its Python-level __new__
 
 #: ``b"<190>1"`` -> 190: PRI and VERSION of a well-formed line in one dict lookup.
@@ -170,17 +174,20 @@ def parse_timestamp(ts: bytes) -> datetime | None:
         # ±HH:MM with HH <= 23 and MM <= 59 (fromisoformat would take minute 60..99).
         if zone < 19 or ts[zone] not in b"+-" or ts[n - 3] != 58:
             return None
-        if ts[zone + 1 : zone + 3] > b"23" or ts[n - 2] > 53:
+        if (ts[zone + 1] - 48) * 10 + ts[zone + 2] - 48 > 23 or ts[n - 2] > 53:
             return None
     if ts[19] == 46:  # "."
         # fromisoformat alone would take "31.123456T89": check the fraction's digits here.
-        if not 1 <= zone - 20 <= 9 or not ts[20:zone].isdigit():
+        if not 1 <= zone - 20 <= 9:
             return None
+        for at in range(20, zone):
+            if not 48 <= ts[at] <= 57:
+                return None
     elif zone != 19:
         return None
     try:
-        when = datetime.fromisoformat(ts.decode("ascii"))
-        return when if when.tzinfo is UTC else when.astimezone(UTC)
+        when = _FROMISOFORMAT(ts.decode("ascii"))
+        return when if when.tzinfo is _UTC else when.astimezone(_UTC)
     except (ValueError, OverflowError):
         # ValueError: out-of-range digits, non-ASCII bytes (UnicodeDecodeError).
         # OverflowError: a valid RFC 3339 time whose UTC instant is outside datetime's
@@ -196,6 +203,10 @@ _SD_ELEMENT: Final = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb'="' + _PARAM_V
 # matched, and without backtracking a long run of elements that is not followed by SP
 # fails in linear time.
 _STRUCTURED_DATA: Final = re.compile(rb"(?:" + _SD_ELEMENT + rb")++(?= |\Z)", re.DOTALL)
+
+# C statics when compiled (a module global would be a dict lookup per use)
+_FROMISOFORMAT: Final = datetime.fromisoformat
+_UTC: Final = UTC
 
 _PRI_EXPECTED: Final = "PRI (<0> to <191>, no leading zeros)"
 _TS_EXPECTED: Final = "TIMESTAMP (RFC 3339 date-time with Z or +HH:MM; NILVALUE not accepted)"
@@ -252,7 +263,7 @@ def split_fields(line: bytes) -> LineFields:
         # HOSTNAME SP APP-NAME SP PROCID SP MSGID, in one slice (the split leaves no other
         # SP): every byte printable. translate with a table, no deletechars: CPython builds
         # no table of its own per call, as it does for translate(None, deletechars)
-        and line[fields_start:fields_stop].translate(_PRINTABLE_TO_SP).isspace()
+        and _SPACES.startswith(line[fields_start:fields_stop].translate(_PRINTABLE_TO_SP))
     ):
         timestamp = parse_timestamp(ts)
         if timestamp is not None:
