@@ -101,9 +101,14 @@ async def main(argv: Sequence[str] | None = None) -> int:
         finally:
             await drop_database(admin_url, name)
     codec = importlib.import_module("drain.pgwire.timestamptz")
-    state = "compiled (mypyc)" if speedups.is_compiled(codec) else "pure Python"
     print(f"{args.rows:,} rows, {CHUNK} per COPY, best of 3; client CPU µs per row")
-    print(f"drain's codec: {state} (its figures below hold for the compiled module)")
+    if speedups.is_compiled(codec):
+        print("drain's codec: compiled (mypyc)")
+    else:
+        print(
+            f"WARNING: drain's codec ran as pure Python ({codec.__file__}): these are not the "
+            "compiled module's figures. Install with `pip install -e .` (bench/README.md)."
+        )
     print("| columns | asyncpg's timestamptz codec | drain's |")
     print("|---|---|---|")
     for case, (ours_asyncpg, ours_drain) in figures.items():

@@ -219,7 +219,9 @@ def quarantine_row(
 
 
 def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with microseconds; the year always four digits (strftime's ``%Y``
+    gives ``1`` for year 1 on glibc)."""
+    return f"{when.year:04d}-{when.strftime('%m-%dT%H:%M:%S.%f')}Z"
 
 
 def _window_detail(

@@ -244,6 +244,13 @@ def test_out_of_window_detail() -> None:
     )
 
 
+def test_out_of_window_detail_writes_years_with_four_digits() -> None:
+    line = b'<190>1 0001-01-01T00:00:00+00:00 host app web.1 - @[a.b] {"x":1}\n'
+    batch = decode_body(encode_frames([line]), now=NOW, limits=LIMITS, rules=RULES)
+    (q,) = batch.quarantined
+    assert q.detail.startswith("TIMESTAMP 0001-01-01T00:00:00.000000Z is more than ")
+
+
 def test_empty_body() -> None:
     batch = decode_body(b"", now=NOW, msg_count=0, limits=LIMITS, rules=RULES)
     check_ledger(batch)
