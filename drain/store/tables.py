@@ -107,8 +107,14 @@ class DataTable:
 
     def days(self, rows: Sequence[Row]) -> set[date]:
         """The UTC days of ``rows`` (the partitions they go to): :meth:`day` of each, with
-        no Python call per row when they are all in UTC, as the decoders make them."""
+        no Python call per row. When the earliest and the latest row fall on one UTC day
+        (a batch holds seconds of lines), every row does; else each row's day is taken."""
+        if not rows:
+            return set()
         whens: list[datetime] = list(map(itemgetter(self.time_index), rows))
+        first, last = _utc_day(min(whens)), _utc_day(max(whens))
+        if first == last:
+            return {first}
         if set(map(_TZINFO, whens)) <= {UTC}:
             return set(map(datetime.date, whens))
         return set(map(_utc_day, whens))

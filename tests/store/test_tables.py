@@ -26,3 +26,13 @@ def test_days_of_rows_in_other_offsets_are_their_utc_days() -> None:
     ]
     assert RAW_EVENTS.days(rows) == {date(2026, 12, 1), date(2026, 12, 2)}
     assert RAW_EVENTS.days(rows) == {RAW_EVENTS.day(row) for row in rows}
+
+
+def test_days_of_rows_of_one_utc_day_in_several_offsets() -> None:
+    west = timezone(timedelta(hours=-5))
+    rows = [
+        _row(datetime(2026, 12, 1, 20, 0, tzinfo=west)),  # 2026-12-02 01:00 UTC
+        _row(datetime(2026, 12, 2, 9, 0, tzinfo=UTC)),
+        _row(datetime(2026, 12, 2, 5, 0, tzinfo=west)),  # 2026-12-02 10:00 UTC
+    ]
+    assert RAW_EVENTS.days(rows) == {date(2026, 12, 2)}
