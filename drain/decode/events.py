@@ -45,7 +45,6 @@ __all__ = [
     "TAG_MAX",
     "RejectedEvent",
     "TaggedEvent",
-    "is_tagged",
     "parse_event",
     "read_event",
 ]
@@ -62,12 +61,6 @@ _TAG_CHARS: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 _BOM_TAGGED: Final = TAGGED[1]
 #: a C static when compiled (``orjson.loads`` is an attribute lookup per call)
 _LOADS: Final = orjson.loads
-
-
-def is_tagged(msg: bytes) -> bool:
-    """Whether MSG starts as a tagged line does (:data:`TAGGED`): ``msg.startswith(TAGGED)``,
-    in two compiled calls instead of one call of the tuple form."""
-    return msg.startswith(b"@[") or msg.startswith(_BOM_TAGGED)
 
 
 def _is_json_ws(byte: int) -> bool:

@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from drain.decode.events import RejectedEvent, is_tagged, read_event
+from drain.decode.events import RejectedEvent, read_event
 from drain.decode.limits import DecodeLimits
 from drain.decode.loss import is_loss_line, parse_lost_line
 from drain.decode.metrics import ADDON_PROCESSES, UnitMemo, parse_metrics
@@ -418,7 +418,7 @@ def line_decoder(now: datetime, limits: DecodeLimits, app: str, rules: LineRules
         raw: bytes,
         offset: int,
     ) -> LineResult:
-        parsed = read_event(msg, tags) if is_tagged(msg) else None
+        parsed = read_event(msg, tags)
         if parsed is None:
             if app_name == b"heroku":
                 if proc == b"router":

@@ -83,9 +83,11 @@ __all__ = [
 ]
 
 _PRINTUSASCII: Final = bytes(range(33, 127))
-#: SP and PRINTUSASCII to SP, every other byte to NUL: ``translate`` then ``isspace``
-#: tells whether a run of bytes is all SP and PRINTUSASCII
-_PRINTABLE_TO_SP: Final = bytes(32 if 32 <= byte <= 126 else 0 for byte in range(256))
+#: SP and PRINTUSASCII to SP, every other byte to NUL: a run of bytes is all SP and
+#: PRINTUSASCII when its ``translate`` by this table is all SP (``_SPACES.startswith``)
+_PRINTABLE_TO_SP: Final = bytes(
+    32 if byte == 32 or byte in _PRINTUSASCII else 0 for byte in range(256)
+)
 
 #: RFC 5424 §6 field limits, in bytes.
 HOSTNAME_MAX: Final = 255

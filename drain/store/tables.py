@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 
 from drain.records import (
     EventRow,
@@ -67,8 +67,6 @@ QUARANTINE_COLUMNS = (
 )
 
 Row = tuple[object, ...]
-
-_TZINFO = attrgetter("tzinfo")
 
 
 def _utc_day(when: datetime) -> date:
@@ -115,8 +113,6 @@ class DataTable:
         first, last = _utc_day(min(whens)), _utc_day(max(whens))
         if first == last:
             return {first}
-        if set(map(_TZINFO, whens)) <= {UTC}:
-            return set(map(datetime.date, whens))
         return set(map(_utc_day, whens))
 
     def time(self, row: Row) -> datetime:
