@@ -12,15 +12,16 @@ convention of the seed article (register, login, pay, access), e.g.::
 {"uid":48213,"item_id":7326,"item_category":"categoryA","price":321321}
 
 mixed with about 10 % Heroku router lines (``<158>1 ... host heroku router - at=info
-method=GET path=... status=200 bytes=...``) and a few untagged app lines, which the drain
-counts but does not store.
+method=GET path=... status=200 bytes=...``), which the drain stores in ``router_requests``,
+and a few untagged app lines, which it counts but does not store.
 
 Everything is a pure function of ``seed`` and ``now``: the same arguments give the same
 bytes. Timestamps lie in the minute before ``now``, well inside the drain's 7-day
-acceptance window. :func:`ceiling_rows` gives, for the ceiling figure, the exact
-``raw_events`` rows the service writes for these bodies, in :data:`RAW_EVENTS_COLUMNS`
-order. :func:`make_otlp_body` gives the same lines as an OTLP/HTTP log export (what a Fir
-app's telemetry drain sends), for the OTLP figure beside the Logplex one.
+acceptance window. :func:`ceiling_rows` gives the exact ``raw_events`` rows the service
+writes for these bodies, in :data:`RAW_EVENTS_COLUMNS` order; :func:`ceiling_transactions`
+gives, for the ceiling figure, every row of every table the service writes for them, cut
+into transactions. :func:`make_otlp_body` gives the same lines as an OTLP/HTTP log export
+(what a Fir app's telemetry drain sends), for the OTLP figure beside the Logplex one.
 """
 
 from __future__ import annotations
@@ -457,6 +458,85 @@ def make_otlp_body(body: Body, *, id_len: int = 24) -> OtlpBody:
         raise RuntimeError("the placeholder is not in the serialized request")
     # only the first resource's placeholder is replaced: one differing byte run suffices
     return OtlpBody(body=data, records=len(spans), events=len(body.events), id_at=at)
+
+
+#: the client-hash key of the router rows :func:`ceiling_transactions` decodes (any key
+#: gives rows of the same size)
+CLIENT_HASH_KEY = b"bench: a fixed client-hash key"
+
+
+@dataclass(frozen=True, slots=True)
+class CeilingTransaction:
+    """The COPY records of one ceiling transaction, by table (drain.store.tables.TABLES
+    order), each record the decoded row followed by the batch columns (``received_at``,
+    ``drain_token``, ``frame_id``), as the writer sends it; ``events``: its ``raw_events``
+    records."""
+
+    records: dict[str, list[tuple[object, ...]]]
+    events: int
+
+
+def ceiling_transactions(
+    bodies: list[Body],
+    n_events: int,
+    *,
+    now: datetime,
+    chunk: int = 5000,
+    frame_prefix: str = "ceil",
+) -> list[CeilingTransaction]:
+    """Every row the service stores for ``n_events`` events of these bodies, in every data
+    table (``raw_events``, and ``router_requests`` for the router lines), cut into
+    transactions of whole body uses holding at least ``chunk`` events each (the last may
+    hold fewer).
+
+    Each body is decoded once by the service's own decoder
+    (:func:`drain.inputs.logplex.decode_body`, default limits and line rules, app
+    :data:`DRAIN_TOKEN` as for a token that DRAIN_APPS does not name); bodies are used
+    round-robin, each use with its own frame id (``{frame_prefix}{i:08d}``), as the load
+    generator sends them; ``received_at`` is ``now``. The last use is cut so that exactly
+    ``n_events`` events are stored, with the router rows of its whole body.
+
+    Raises:
+        ValueError: the bodies hold no events, or ``now`` is naive.
+    """
+    from drain.inputs.logplex import decode_body
+    from drain.settings import Settings
+    from drain.store.tables import TABLES
+
+    if not any(b.events for b in bodies):
+        raise ValueError("no events in the bodies")
+    defaults = Settings.defaults()
+    decoded = [
+        decode_body(
+            b.body,
+            now=now,
+            limits=defaults.decode_limits(),
+            rules=defaults.line_rules(CLIENT_HASH_KEY),
+            app=DRAIN_TOKEN,
+        ).rows
+        for b in bodies
+    ]
+    out: list[CeilingTransaction] = []
+    records: dict[str, list[tuple[object, ...]]] = {name: [] for name in TABLES}
+    events = total = 0
+    for i in range(n_events):  # bounded: every use with events adds at least one
+        if total >= n_events:
+            break
+        rows = decoded[i % len(decoded)]
+        tail = (now, DRAIN_TOKEN, f"{frame_prefix}{i:08d}")
+        for name, table_rows in rows.items():
+            if name == "raw_events":
+                table_rows = table_rows[: n_events - total]
+                events += len(table_rows)
+                total += len(table_rows)
+            records[name].extend(tuple(row) + tail for row in table_rows)
+        if events >= chunk or total >= n_events:
+            out.append(CeilingTransaction({k: v for k, v in records.items() if v}, events))
+            records = {name: [] for name in TABLES}
+            events = 0
+    if any(records.values()):
+        out.append(CeilingTransaction({k: v for k, v in records.items() if v}, events))
+    return out
 
 
 def ceiling_rows(

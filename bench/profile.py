@@ -187,7 +187,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
                         str(int(args.seconds)),
                         "--output",
                         str(raw),
-                        "--nonblocking",
+                        # py-spy samples native frames only with the process paused
+                        *(["--native"] if args.native else ["--nonblocking"]),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
