@@ -64,7 +64,7 @@ async def _write_until(writer: Writer, done: asyncio.Event, latencies: list[floa
     for n in range(1_000_000):  # bounded; ends when `done` is set
         if done.is_set():
             return
-        events = [
+        events: list[tuple[object, ...]] = [
             EventRow(
                 now, "bench.live", f'{{"n": {n}, "i": {i}}}', 1, 6, "h", "app", "web.1", "shop"
             )

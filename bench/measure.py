@@ -265,6 +265,13 @@ class WaitSampler:
     waiting for the client to send the next command or COPY data)...
     :meth:`stop` returns each category's share of all backend samples, and ``samples``
     holds how many polls were made.
+
+    It also samples the server's checkpointer: :attr:`checkpoint_sync` is the share of
+    polls that found it in the sync phase of a checkpoint (wait event ``DataFileSync``: the
+    fsync of every data file the checkpoint wrote). Meanwhile the WAL fsync of each COMMIT
+    queues behind those flushes on the same disk, so a COMMIT can take hundreds of
+    milliseconds: it explains a latency tail (bench/README.md, "Where the latency tail
+    comes from").
     """
 
     _QUERY = """
@@ -274,6 +281,10 @@ class WaitSampler:
         WHERE datname = $1 AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'
         GROUP BY 1
     """
+    _CHECKPOINTER = """
+        SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'checkpointer' AND wait_event = 'DataFileSync'
+    """
 
     def __init__(self, database_url: str, dbname: str, *, interval_s: float = 0.1) -> None:
         self.database_url = database_url
@@ -281,6 +292,7 @@ class WaitSampler:
         self.interval_s = interval_s
         self.counts: dict[str, int] = {}
         self.samples = 0
+        self._sync_samples = 0
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
@@ -293,6 +305,8 @@ class WaitSampler:
             for _ in range(10_000_000):  # bounded; ends at stop()
                 for row in await conn.fetch(self._QUERY, self.dbname):
                     self.counts[row["what"]] = self.counts.get(row["what"], 0) + row["n"]
+                if await conn.fetchval(self._CHECKPOINTER):
+                    self._sync_samples += 1
                 self.samples += 1
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.interval_s)
@@ -301,6 +315,12 @@ class WaitSampler:
                     pass
         finally:
             await conn.close()
+
+    @property
+    def checkpoint_sync(self) -> float:
+        """The share of polls (0..1) that found the checkpointer in a checkpoint's sync
+        phase."""
+        return self._sync_samples / self.samples if self.samples else 0.0
 
     async def stop(self) -> dict[str, float]:
         """Stop sampling; return {category: share of backend samples}."""

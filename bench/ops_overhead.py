@@ -10,7 +10,9 @@ mode (mmap files; run in a child process started with PROMETHEUS_MULTIPROC_DIR s
 ``drain serve --workers N`` does):
 
 - ``record``: Metrics.record_decoded + record_written + the status counter + set_queue;
-- ``log line``: the one JSON batch line (structlog, to /dev/null);
+- ``telemetry``: all a batch costs the operations layer, ``Telemetry.record`` (the
+  ``/health`` counters, the Prometheus metrics and the JSON batch line, structlog to
+  /dev/null), what drain.web.ingest calls once per POST;
 - ``scrape``: Metrics.render() after those batches.
 
 Figures are printed, never asserted. No database.
@@ -28,11 +30,12 @@ from collections.abc import Sequence
 
 
 def _measure(batches: int) -> str:
-    from drain.web.operations import BatchNote
-
-    from drain.logs import batch_logger, configure_logging
+    from drain.logs import configure_logging
     from drain.records import Ledger, WriteResult
+    from drain.settings import Settings
+    from drain.web.health import Counters, LossMemory
     from drain.web.metrics import Metrics
+    from drain.web.report import BatchReport, Telemetry
 
     metrics = Metrics.create()
     ledger = Ledger(
@@ -45,30 +48,32 @@ def _measure(batches: int) -> str:
         not_events_by_kind={"untagged": 8},
     )
     result = WriteResult(duplicate=False, stored={"raw_events": 90, "quarantine": 2})
+    app = "other"
     started = time.perf_counter()
     for _ in range(batches):
-        metrics.record_decoded(ledger)
-        metrics.record_written(ledger, result)
+        metrics.record_decoded(ledger, app)
+        metrics.record_written(ledger, result, app)
         metrics.requests.labels("200").inc()
         metrics.set_queue(0, 0)
     record_us = (time.perf_counter() - started) / batches * 1e6
 
     with open(os.devnull, "w") as devnull:
         configure_logging(stream=devnull)
-        logger = batch_logger()
-        note = BatchNote("5b1c3f0e-7d1a-4f7e-9d55-0c1a2b3c4d5e", "d.fc6b856b", "frame", ledger)
-        note.result = result
+        telemetry = Telemetry(Counters(), metrics, LossMemory(None), Settings.defaults())
+        report = BatchReport("5b1c3f0e-7d1a-4f7e-9d55-0c1a2b3c4d5e", status=200)
+        report.drain_token, report.frame_id, report.app = "d.fc6b856b", "frame", "app"
+        report.ledger, report.result = ledger, result
         started = time.perf_counter()
         for _ in range(batches):
-            note.log(logger, 200, started)
-        log_us = (time.perf_counter() - started) / batches * 1e6
+            telemetry.record(report)
+        telemetry_us = (time.perf_counter() - started) / batches * 1e6
 
     started = time.perf_counter()
     body = metrics.render()
     scrape_ms = (time.perf_counter() - started) * 1e3
     mode = "multiprocess" if metrics.multiprocess else "single process"
     return (
-        f"| {mode:<14} | {record_us:>9.1f} | {log_us:>11.1f} | {scrape_ms:>9.2f} "
+        f"| {mode:<14} | {record_us:>9.1f} | {telemetry_us:>12.1f} | {scrape_ms:>9.2f} "
         f"| {len(body):>12,} |"
     )
 
@@ -82,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_measure(args.batches))
         return 0
     print(f"{args.batches:,} batches of 100 frames\n")
-    print("| mode           | record µs | log line µs | scrape ms | scrape bytes |")
-    print("|----------------|-----------|-------------|-----------|--------------|")
+    print("| mode           | record µs | telemetry µs | scrape ms | scrape bytes |")
+    print("|----------------|-----------|--------------|-----------|--------------|")
     print(_measure(args.batches), flush=True)
     with tempfile.TemporaryDirectory(prefix="drain-bench-metrics-") as directory:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory}

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.gen import OTLP_SERVICE, Body, OtlpBody, make_bodies, make_otlp_body
+from bench.gen import CLIENT_HASH_KEY, OTLP_SERVICE, Body, OtlpBody, make_bodies, make_otlp_body
 from bench.loadgen import Prepared, Result, prepare, prepare_otlp, run_load
 from bench.measure import Sampler, service_tree
 from bench.run import admin_server, describe_server, git_commit, reset
@@ -93,10 +93,14 @@ def check_decoders(bodies: Sequence[Body], otlp: Sequence[OtlpBody], now: dateti
     from drain.inputs.otlp import Encoding, decode_logs
     from drain.settings import Settings
 
-    limits = Settings.defaults().decode_limits()
+    defaults = Settings.defaults()
+    limits = defaults.decode_limits()
+    rules = defaults.line_rules(CLIENT_HASH_KEY)
     for b, o in zip(bodies, otlp, strict=True):
-        logplex = decode_body(b.body, now=now, limits=limits)
-        otlp_batch = decode_logs(o.body, encoding=Encoding.PROTOBUF, now=now, limits=limits)
+        logplex = decode_body(b.body, now=now, limits=limits, rules=rules)
+        otlp_batch = decode_logs(
+            o.body, encoding=Encoding.PROTOBUF, now=now, limits=limits, rules=rules
+        )
         want = sorted((e.event_time, e.tag, e.payload) for e in b.events)
         if sorted((e.event_time, e.tag, e.payload) for e in logplex.events) != want:
             raise RuntimeError("decode_body disagrees with bench.gen")
@@ -220,13 +224,17 @@ async def main(argv: Sequence[str] | None = None) -> int:
     from drain.inputs.otlp import Encoding, decode_logs
     from drain.settings import Settings
 
-    limits = Settings.defaults().decode_limits()
+    defaults = Settings.defaults()
+    limits = defaults.decode_limits()
+    rules = defaults.line_rules(CLIENT_HASH_KEY)
 
     def decode_logplex(i: int) -> int:
-        return len(decode_body(bodies[i].body, now=now, limits=limits).events)
+        return len(decode_body(bodies[i].body, now=now, limits=limits, rules=rules).events)
 
     def decode_otlp(i: int) -> int:
-        batch = decode_logs(otlp[i].body, encoding=Encoding.PROTOBUF, now=now, limits=limits)
+        batch = decode_logs(
+            otlp[i].body, encoding=Encoding.PROTOBUF, now=now, limits=limits, rules=rules
+        )
         return len(batch.events)
 
     log_dir = Path(tempfile.mkdtemp(prefix="drain-bench-otlp-"))

@@ -100,13 +100,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     await conn.close()
         finally:
             await drop_database(admin_url, name)
-    codec = importlib.import_module("drain.pgwire.timestamptz")
+    module = importlib.import_module("drain.pgwire.timestamptz")
     print(f"{args.rows:,} rows, {CHUNK} per COPY, best of 3; client CPU µs per row")
-    if speedups.is_compiled(codec):
+    if speedups.is_compiled(module):
         print("drain's codec: compiled (mypyc)")
     else:
         print(
-            f"WARNING: drain's codec ran as pure Python ({codec.__file__}): these are not the "
+            f"WARNING: drain's codec ran as pure Python ({module.__file__}): these are not the "
             "compiled module's figures. Install with `pip install -e .` (bench/README.md)."
         )
     print("| columns | asyncpg's timestamptz codec | drain's |")
