@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
@@ -76,6 +77,8 @@ class Service:
         workers: uvicorn worker processes (WEB_CONCURRENCY).
         extra_env: more environment (e.g. DRAIN_QUEUE_MAX_BYTES for the burst).
         log_path: where the service's stdout and stderr go.
+        command: the program to start instead of ``drain serve`` (bench/floor.py starts
+            bare uvicorn apps the same way); it must answer ``GET /health`` with 200.
         fd_limit: when set, the soft RLIMIT_NOFILE of the service (``ulimit -n``), to reach
             file-descriptor exhaustion with few connections (bench/hostile.py).
     """
@@ -87,6 +90,7 @@ class Service:
         workers: int = 1,
         extra_env: Mapping[str, str] | None = None,
         log_path: Path,
+        command: Sequence[str] | None = None,
         fd_limit: int | None = None,
     ) -> None:
         self.database_url = database_url
@@ -94,6 +98,7 @@ class Service:
         self.port = free_port()
         self.extra_env = dict(extra_env or {})
         self.log_path = log_path
+        self.command = list(command) if command is not None else [*drain_command(), "serve"]
         self.fd_limit = fd_limit
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -127,7 +132,7 @@ class Service:
         }
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
-            [*drain_command(), "serve"],
+            self.command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -140,7 +145,8 @@ class Service:
         for _ in range(10_000):  # bounded by the deadline too
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"drain serve exited with {self.proc.returncode}; log:\n{self.log_tail()}"
+                    f"{shlex.join(self.command)} exited with {self.proc.returncode}; "
+                    f"log:\n{self.log_tail()}"
                 )
             try:
                 if await _http_get_status(self.port, "/health", 2.0) == 200:
@@ -149,7 +155,9 @@ class Service:
                 last = e
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"drain serve not ready after {ready_timeout_s} s ({last!r})")
+                raise RuntimeError(
+                    f"{shlex.join(self.command)} not ready after {ready_timeout_s} s ({last!r})"
+                )
             await asyncio.sleep(0.1)
         if self.workers > 1:
             # all workers up: the tree holds the master plus `workers` processes
