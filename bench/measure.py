@@ -266,12 +266,15 @@ class WaitSampler:
     :meth:`stop` returns each category's share of all backend samples, and ``samples``
     holds how many polls were made.
 
-    It also samples the server's checkpointer: :attr:`checkpoint_sync` is the share of
-    polls that found it in the sync phase of a checkpoint (wait event ``DataFileSync``: the
-    fsync of every data file the checkpoint wrote). Meanwhile the WAL fsync of each COMMIT
-    queues behind those flushes on the same disk, so a COMMIT can take hundreds of
-    milliseconds: it explains a latency tail (bench/README.md, "Where the latency tail
-    comes from").
+    :attr:`wal_bytes` is the WAL the whole server wrote between :meth:`start` and
+    :meth:`stop` (``pg_current_wal_lsn()``), what sizes ``max_wal_size``: a checkpoint
+    starts each time about ``max_wal_size / (1 + checkpoint_completion_target)`` of it has
+    been written (PostgreSQL's ``CalculateCheckpointSegments``). The checkpointer is
+    sampled too: :attr:`checkpoint_sync` is the share of polls that found it in the sync
+    phase of a checkpoint (wait event ``DataFileSync``: the fsync of every data file the
+    checkpoint wrote). Meanwhile the WAL fsync of each COMMIT queues behind those flushes
+    on the same disk, so a COMMIT can take hundreds of milliseconds: it explains a latency
+    tail (bench/README.md, "Where the latency tail comes from").
     """
 
     _QUERY = """
@@ -281,6 +284,7 @@ class WaitSampler:
         WHERE datname = $1 AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'
         GROUP BY 1
     """
+    _LSN = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
     _CHECKPOINTER = """
         SELECT count(*) FROM pg_stat_activity
         WHERE backend_type = 'checkpointer' AND wait_event = 'DataFileSync'
@@ -293,11 +297,14 @@ class WaitSampler:
         self.counts: dict[str, int] = {}
         self.samples = 0
         self._sync_samples = 0
+        self._lsn_start: int | None = None
+        self.wal_bytes = 0
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
         conn = await asyncpg.connect(self.database_url)
+        self._lsn_start = int(await conn.fetchval(self._LSN))
         self._task = asyncio.get_running_loop().create_task(self._loop(conn))
 
     async def _loop(self, conn: asyncpg.Connection) -> None:
@@ -314,7 +321,11 @@ class WaitSampler:
                 except TimeoutError:
                     pass
         finally:
-            await conn.close()
+            try:
+                if self._lsn_start is not None:
+                    self.wal_bytes = int(await conn.fetchval(self._LSN)) - self._lsn_start
+            finally:
+                await conn.close()
 
     @property
     def checkpoint_sync(self) -> float:

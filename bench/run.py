@@ -179,6 +179,8 @@ class Phase:
     #: the share of the phase PostgreSQL's checkpointer spent in a checkpoint's sync phase
     #: (bench.measure.WaitSampler.checkpoint_sync)
     checkpoint_sync: float = 0.0
+    #: WAL bytes the server wrote during the phase (bench.measure.WaitSampler.wal_bytes)
+    wal_bytes: int = 0
 
     @property
     def events_per_s(self) -> float:
@@ -253,6 +255,7 @@ async def phase_ceiling(
         acked=events,
         check="ok" if found == expected else f"MISMATCH {found} != {expected}",
         waits=pg_waits,
+        wal_bytes=waits.wal_bytes,
     )
 
 
@@ -301,6 +304,7 @@ async def phase_naive(
         acked=n,
         check="ok" if stored == n else f"MISMATCH {stored} != {n}",
         waits=pg_waits,
+        wal_bytes=waits.wal_bytes,
     )
 
 
@@ -472,6 +476,7 @@ async def phase_writer_mix(
         acked=sum(stored_rows.values()),
         check=check,
         waits=pg_waits,
+        wal_bytes=waits.wal_bytes,
     )
 
 
@@ -566,6 +571,7 @@ async def phase_writer(
         acked=stored_events,
         check=check,
         waits=pg_waits,
+        wal_bytes=waits.wal_bytes,
     )
 
 
@@ -648,7 +654,7 @@ async def phase_service(
         )
         fig_full = sampler.stop()
         waits_full = await waits.stop()
-        checkpoint_sync_full = waits.checkpoint_sync
+        checkpoint_sync_full, wal_full = waits.checkpoint_sync, waits.wal_bytes
         results.append(full)
 
         peak_rps = full.acked / full.duration_s
@@ -667,7 +673,7 @@ async def phase_service(
         )
         fig_80 = sampler.stop()
         waits_80 = await waits.stop()
-        checkpoint_sync_80 = waits.checkpoint_sync
+        checkpoint_sync_80, wal_80 = waits.checkpoint_sync, waits.wal_bytes
         results.append(at80)
     finally:
         rc = svc.stop()
@@ -690,6 +696,7 @@ async def phase_service(
         timeouts=full.timeouts,
         waits=waits_full,
         checkpoint_sync=checkpoint_sync_full,
+        wal_bytes=wal_full,
     )
     p_80 = Phase(
         name + " @80%",
@@ -706,6 +713,7 @@ async def phase_service(
         rate_target_rps=target,
         waits=waits_80,
         checkpoint_sync=checkpoint_sync_80,
+        wal_bytes=wal_80,
     )
     return p_full, p_80
 
@@ -754,12 +762,14 @@ def table(phases: dict[str, list[Phase]]) -> str:
     ]
     cpu = [
         "| phase | wall s | service CPU s | Postgres CPU s | load generator / client CPU s "
-        "| other processes CPU s | machine busy % | service µs/event | Postgres µs/event |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| other processes CPU s | machine busy % | service µs/event | Postgres µs/event "
+        "| WAL bytes/event |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, ps in phases.items():
         lat = [p for p in ps if p.latencies_s]
         svc = [p for p in ps if p.figures.service_peak_rss_bytes]
+        wal = any(p.wal_bytes for p in ps)
 
         def ms(q: float, lat: list[Phase] = lat) -> str:
             return _agg([percentile(p.latencies_s, q) * 1e3 for p in lat], ".0f") if lat else "-"
@@ -785,7 +795,8 @@ def table(phases: dict[str, list[Phase]]) -> str:
             f"| {agg([_other_cpu_s(p) for p in ps], '.1f')} "
             f"| {agg([_busy_pct(p) for p in ps], '.0f')} "
             f"| {agg([_us_per_event(p.figures.service_cpu_s, p) for p in svc], '.1f', bool(svc))} "
-            f"| {agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], '.1f')} |"
+            f"| {agg([p.figures.postgres_cpu_s / max(p.events, 1) * 1e6 for p in ps], '.1f')} "
+            f"| {agg([p.wal_bytes / max(p.events, 1) for p in ps], '.0f', wal)} |"
         )
     waits = [
         "| phase | what the bench database's PostgreSQL backends were doing (share of samples, "
