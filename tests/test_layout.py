@@ -81,7 +81,7 @@ PUBLIC = {
         "frame_decoder",
         "iter_outcomes",
     ],
-    "drain.pgwire": ["decode_timestamptz", "encode_timestamptz"],
+    "drain.pgwire": ["TimestamptzEncoder", "decode_timestamptz", "encode_timestamptz"],
     "drain.rollups": [
         "Clock",
         "ClockConfig",

@@ -3,12 +3,13 @@ checked against PostgreSQL over a real connection (one without the codec: asyncp
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
 
-from drain.pgwire.timestamptz import decode_timestamptz, encode_timestamptz
+from drain.pgwire.timestamptz import TimestamptzEncoder, decode_timestamptz, encode_timestamptz
 from drain.store import database
 from drain.store.database import create_pool
 
@@ -82,15 +83,19 @@ async def test_the_pools_connections_use_it_in_both_directions(
     """Parameters, arrays, COPY and results go through the codec and keep their values."""
     calls = {"encode": 0, "decode": 0}
 
-    def encode(value: object) -> bytes:
-        calls["encode"] += 1
-        return encode_timestamptz(value)
+    class CountingEncoder:
+        def __init__(self) -> None:
+            self.encoder = TimestamptzEncoder()
+
+        def __call__(self, value: object) -> bytes:
+            calls["encode"] += 1
+            return self.encoder(value)
 
     def decode(data: bytes) -> datetime:
         calls["decode"] += 1
         return decode_timestamptz(data)
 
-    monkeypatch.setattr(database, "encode_timestamptz", encode)
+    monkeypatch.setattr(database, "TimestamptzEncoder", CountingEncoder)
     monkeypatch.setattr(database, "decode_timestamptz", decode)
     pool = await create_pool(database_url, min_size=1, max_size=1)
     when = [datetime(2026, 12, 2, 4, 44, 2, n, tzinfo=UTC) for n in range(3)]
@@ -110,6 +115,56 @@ async def test_the_pools_connections_use_it_in_both_directions(
         await pool.close()
     # the COPY (3), the array (3), the cast (1); the SELECT (3) and 'infinity' (1)
     assert calls == {"encode": 7, "decode": 4}
+
+
+def test_the_encoder_gives_the_same_bytes_with_values_repeated_and_alternating() -> None:
+    """Two alternating columns (a row's event_time, the batch's received_at) and repeats."""
+    received = datetime(2026, 12, 2, 7, 30, tzinfo=UTC)
+    sequence = [v for value in SENT for v in (value, received, value)] + [received] * 3
+    encoder = TimestamptzEncoder()
+    assert [encoder(v) for v in sequence] == [encode_timestamptz(v) for v in sequence]
+    with pytest.raises(TypeError, match="got 'str'"):
+        encoder("2026-12-02")
+
+
+def test_the_encoder_reads_naive_values_in_the_current_local_time_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A naive datetime or a date is not remembered: its bytes follow the local time zone."""
+    naive, day = datetime(2026, 12, 2, 12, 0), date(2026, 12, 2)
+    encoder = TimestamptzEncoder()
+    try:
+        monkeypatch.setenv("TZ", "UTC")
+        time.tzset()
+        in_utc = (encoder(naive), encoder(day))
+        monkeypatch.setenv("TZ", "Asia/Kolkata")
+        time.tzset()
+        in_india = (encoder(naive), encoder(day))
+        assert in_india == (encode_timestamptz(naive), encode_timestamptz(day))
+        assert in_india != in_utc
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+async def test_a_copy_of_rows_sharing_one_received_at_stores_every_value(
+    database_url: str,
+) -> None:
+    """The writer's shape: a distinct event_time per row, then the batch's received_at."""
+    received = datetime(2026, 12, 2, 7, 30, 0, 5, tzinfo=UTC)
+    events = [datetime(2026, 12, 2, 7, 29, 59, n, tzinfo=UTC) for n in range(50)]
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "CREATE TABLE t (n int, event_time timestamptz, received_at timestamptz)"
+            )
+            rows = [(n, e, received) for n, e in enumerate(events)]
+            await conn.copy_records_to_table("t", records=rows)
+            stored = await conn.fetch("SELECT n, event_time, received_at FROM t ORDER BY n")
+    finally:
+        await pool.close()
+    assert [tuple(r) for r in stored] == rows
 
 
 async def test_a_pool_keeps_the_codec_after_a_release(database_url: str) -> None:

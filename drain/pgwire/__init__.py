@@ -7,6 +7,6 @@ A package of its own, outside :mod:`drain.store`, so that it is compiled with th
 (drain.speedups) without mypyc having to analyse the store's I/O modules.
 """
 
-from drain.pgwire.timestamptz import decode_timestamptz, encode_timestamptz
+from drain.pgwire.timestamptz import TimestamptzEncoder, decode_timestamptz, encode_timestamptz
 
-__all__ = ["decode_timestamptz", "encode_timestamptz"]
+__all__ = ["TimestamptzEncoder", "decode_timestamptz", "encode_timestamptz"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Final
 
-__all__ = ["decode_timestamptz", "encode_timestamptz"]
+__all__ = ["TimestamptzEncoder", "decode_timestamptz", "encode_timestamptz"]
 
 #: PostgreSQL's epoch of timestamps, as a proleptic Gregorian ordinal (date.toordinal)
 _PG_EPOCH_ORDINAL: Final = date(2000, 1, 1).toordinal()
@@ -89,6 +89,38 @@ def encode_timestamptz(value: object) -> bytes:
     if micros == _NEGATIVE_INFINITY_US:
         return _PG_NEGATIVE_INFINITY_BYTES
     return micros.to_bytes(8, "big", signed=True)
+
+
+class TimestamptzEncoder:
+    """:func:`encode_timestamptz` that remembers its last two tz-aware datetimes, by identity.
+
+    The writer appends the batch's one ``received_at`` object to each of its rows, after
+    the row's own ``event_time``: in a COPY the two alternate, so with two slots the
+    batch's ``received_at`` is converted once per batch, not once per row. Only tz-aware
+    datetimes are remembered (immutable, and their bytes depend on nothing else; a naive
+    value or a date is read in the machine's current local time, which can change). One
+    per connection (drain.store.database.use_drain_codecs): nothing is shared.
+    """
+
+    def __init__(self) -> None:
+        self._recent: object = None
+        self._recent_bytes = b""
+        self._older: object = None
+        self._older_bytes = b""
+
+    def __call__(self, value: object) -> bytes:
+        """The 8 bytes of ``value`` (raises as :func:`encode_timestamptz`)."""
+        if value is self._recent:
+            return self._recent_bytes
+        if value is self._older:
+            data = self._older_bytes
+        else:
+            data = encode_timestamptz(value)
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                return data
+        self._older, self._older_bytes = self._recent, self._recent_bytes
+        self._recent, self._recent_bytes = value, data
+        return data
 
 
 def decode_timestamptz(data: bytes) -> datetime:
