@@ -15,7 +15,8 @@ lines), posted by the same load generator (closed loop, 32 connections), to:
 4. that route decoding the body and writing its rows with drain's Writer, waiting for the
    COMMIT (bench/floor_app.py ``pipeline_app``): drain's stages without its glue;
 
-and, on this process, one core each:
+and, on this process (its garbage collector tuned as drain's workers are:
+drain.web.worker.tune_gc), one core each:
 
 5. ``decode_body`` of every body (drain.inputs.logplex), the decode stage alone;
 6. the COPY of every row the service writes for the bodies (bench.gen.ceiling_transactions)
@@ -54,6 +55,7 @@ from bench.loadgen import prepare, run_load
 from bench.measure import Sampler, service_tree
 from bench.run import admin_server, git_commit
 from bench.service import Service, migrate
+from drain.web.worker import tune_gc
 from testkit.pg import create_database, drop_database
 
 
@@ -290,6 +292,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 log_dir=log_dir,
                 app=("bench.floor_app:pipeline_app", True),
             )
+            tune_gc()  # the in-process phases collect as drain's workers do
             decode = decode_phase(bodies, now=now, seconds=min(args.seconds, 5.0))
             copy = await copy_phase(db_url, bodies, now=now, events=300_000)
             writer = await writer_phase(db_url, bodies, now=now, seconds=min(args.seconds, 8.0))

@@ -11,7 +11,7 @@ drain's size, and nothing else (no decode, no write, no telemetry):
 and :func:`pipeline_app`, the same route that also decodes the body (decode_body) and
 writes its rows with drain.store.writer.Writer (to ``DATABASE_URL``), then answers: drain's
 stages with none of its glue (no admission, bounds, body budget, ledger headers, telemetry
-or log line).
+or log line), in a worker tuned as drain's are (drain.web.worker.tune_gc).
 
 Started by ``python -m uvicorn bench.floor_app:asgi`` (or ``--factory
 bench.floor_app:fastapi_app``); bench.service.Service waits for ``GET /health``.
@@ -83,6 +83,7 @@ def pipeline_app() -> FastAPI:
     from drain.settings import Settings
     from drain.store.database import create_pool
     from drain.store.writer import Writer
+    from drain.web.worker import tune_gc
 
     defaults = Settings.defaults()
     limits, rules = defaults.decode_limits(), defaults.line_rules(b"bench: a fixed key")
@@ -94,6 +95,7 @@ def pipeline_app() -> FastAPI:
         writer = Writer(pool, defaults.writer_config())
         await writer.start()
         writers.append(writer)
+        tune_gc()  # as drain's workers do (drain.web.worker)
         try:
             yield
         finally:
