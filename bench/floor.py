@@ -50,7 +50,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.gen import CLIENT_HASH_KEY, Body, ceiling_transactions, make_bodies
+from bench.gen import (
+    CLIENT_HASH_KEY,
+    DRAIN_TOKEN,
+    Body,
+    ceiling_transactions,
+    decoded_rows,
+    make_bodies,
+)
 from bench.loadgen import prepare, run_load
 from bench.measure import Sampler, service_tree
 from bench.run import admin_server, git_commit
@@ -197,7 +204,7 @@ async def writer_phase(
 
     defaults = Settings.defaults()
     limits, rules = defaults.decode_limits(), defaults.line_rules(CLIENT_HASH_KEY)
-    decoded = [decode_body(b.body, now=now, limits=limits, rules=rules).rows for b in bodies]
+    decoded = decoded_rows(bodies, now=now)
     pool = await create_pool(db_url)
     writer = Writer(pool, defaults.writer_config())
     await writer.start()
@@ -212,10 +219,10 @@ async def writer_phase(
                 return
             if decode_each:
                 body = bodies[k % len(bodies)].body
-                rows = decode_body(body, now=now, limits=limits, rules=rules).rows
+                rows = decode_body(body, now=now, limits=limits, rules=rules, app=DRAIN_TOKEN).rows
             else:
                 rows = decoded[k % len(decoded)]
-            batch = PendingBatch("d.floor", f"{prefix}{k:010d}", now, rows, [], 0)
+            batch = PendingBatch(DRAIN_TOKEN, f"{prefix}{k:016d}", now, rows, [], 0)
             res = await writer.submit(batch)
             stored += res.events_stored
 

@@ -460,9 +460,14 @@ def make_otlp_body(body: Body, *, id_len: int = 24) -> OtlpBody:
     return OtlpBody(body=data, records=len(spans), events=len(body.events), id_at=at)
 
 
-#: the client-hash key of the router rows :func:`ceiling_transactions` decodes (any key
-#: gives rows of the same size)
+#: the client-hash key of the router rows :func:`decoded_rows` makes (any key gives rows
+#: of the same size)
 CLIENT_HASH_KEY = b"bench: a fixed client-hash key"
+#: the length of a ``Logplex-Frame-Id`` the load generator sends (bench.loadgen: 12 hex
+#: digits of prefix, 12 of counter)
+FRAME_ID_LEN = 24
+
+Row = tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,46 +489,36 @@ def ceiling_transactions(
     chunk: int = 5000,
     frame_prefix: str = "ceil",
 ) -> list[CeilingTransaction]:
-    """Every row the service stores for ``n_events`` events of these bodies, in every data
-    table (``raw_events``, and ``router_requests`` for the router lines), cut into
+    """Every data-table row the service stores for ``n_events`` events of these bodies
+    (every data table (``raw_events``, and ``router_requests`` for the router lines), cut into
     transactions of whole body uses holding at least ``chunk`` events each (the last may
     hold fewer).
 
-    Each body is decoded once by the service's own decoder
-    (:func:`drain.inputs.logplex.decode_body`, default limits and line rules, app
-    :data:`DRAIN_TOKEN` as for a token that DRAIN_APPS does not name); bodies are used
-    round-robin, each use with its own frame id (``{frame_prefix}{i:08d}``), as the load
-    generator sends them; ``received_at`` is ``now``. The last use is cut so that exactly
-    ``n_events`` events are stored, with the router rows of its whole body.
+    Each body is decoded once (:func:`decoded_rows`); bodies are used round-robin, each use
+    with its own frame id of the load generator's length (:data:`FRAME_ID_LEN`
+    characters: ``frame_prefix`` and the use's number), as the load generator sends them;
+    ``received_at`` is ``now``. The last use is cut so that exactly ``n_events`` events
+    are stored, with the router rows of its whole body. The ledger's ``received_batches``
+    rows are not included (one per body: a few bytes per event).
 
     Raises:
-        ValueError: the bodies hold no events, or ``now`` is naive.
+        ValueError: the bodies hold no events, a line is quarantined, or ``now`` is naive.
     """
-    from drain.inputs.logplex import decode_body
-    from drain.settings import Settings
     from drain.store.tables import TABLES
 
-    if not any(b.events for b in bodies):
+    decoded = decoded_rows(bodies, now=now)
+    if not any(rows["raw_events"] for rows in decoded):
         raise ValueError("no events in the bodies")
-    defaults = Settings.defaults()
-    decoded = [
-        decode_body(
-            b.body,
-            now=now,
-            limits=defaults.decode_limits(),
-            rules=defaults.line_rules(CLIENT_HASH_KEY),
-            app=DRAIN_TOKEN,
-        ).rows
-        for b in bodies
-    ]
     out: list[CeilingTransaction] = []
     records: dict[str, list[tuple[object, ...]]] = {name: [] for name in TABLES}
     events = total = 0
-    for i in range(n_events):  # bounded: every use with events adds at least one
+    # bounded: every round of the bodies adds at least one event
+    for i in range(n_events * len(decoded)):
         if total >= n_events:
             break
         rows = decoded[i % len(decoded)]
-        tail = (now, DRAIN_TOKEN, f"{frame_prefix}{i:08d}")
+        digits = FRAME_ID_LEN - len(frame_prefix)
+        tail = (now, DRAIN_TOKEN, f"{frame_prefix}{i:0{digits}d}")
         for name, table_rows in rows.items():
             if name == "raw_events":
                 table_rows = table_rows[: n_events - total]
@@ -536,6 +531,30 @@ def ceiling_transactions(
             events = 0
     if any(records.values()):
         out.append(CeilingTransaction({k: v for k, v in records.items() if v}, events))
+    return out
+
+
+def decoded_rows(bodies: list[Body], *, now: datetime) -> list[dict[str, list[Row]]]:
+    """Each body's rows by table, as the service's decoder makes them for the load
+    generator's requests (:func:`drain.inputs.logplex.decode_body`, default limits and line
+    rules, :data:`CLIENT_HASH_KEY`, app :data:`DRAIN_TOKEN` as for a token that DRAIN_APPS
+    does not name).
+
+    Raises:
+        ValueError: a body has a line the decoder quarantines (the generated bodies have
+            none), or ``now`` is naive.
+    """
+    from drain.inputs.logplex import decode_body
+    from drain.settings import Settings
+
+    defaults = Settings.defaults()
+    limits, rules = defaults.decode_limits(), defaults.line_rules(CLIENT_HASH_KEY)
+    out = []
+    for b in bodies:
+        batch = decode_body(b.body, now=now, limits=limits, rules=rules, app=DRAIN_TOKEN)
+        if batch.quarantined:
+            raise ValueError(f"the decoder quarantined {len(batch.quarantined)} lines of a body")
+        out.append(batch.rows)
     return out
 
 

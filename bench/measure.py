@@ -304,7 +304,11 @@ class WaitSampler:
 
     async def start(self) -> None:
         conn = await asyncpg.connect(self.database_url)
-        self._lsn_start = int(await conn.fetchval(self._LSN))
+        try:
+            self._lsn_start = int(await conn.fetchval(self._LSN))
+        except BaseException:
+            await conn.close()
+            raise
         self._task = asyncio.get_running_loop().create_task(self._loop(conn))
 
     async def _loop(self, conn: asyncpg.Connection) -> None:
@@ -317,15 +321,13 @@ class WaitSampler:
                 self.samples += 1
                 try:
                     await asyncio.wait_for(self._stop.wait(), self.interval_s)
-                    return
+                    break
                 except TimeoutError:
                     pass
+            if self._lsn_start is not None:
+                self.wal_bytes = int(await conn.fetchval(self._LSN)) - self._lsn_start
         finally:
-            try:
-                if self._lsn_start is not None:
-                    self.wal_bytes = int(await conn.fetchval(self._LSN)) - self._lsn_start
-            finally:
-                await conn.close()
+            await conn.close()
 
     @property
     def checkpoint_sync(self) -> float:

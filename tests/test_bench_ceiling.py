@@ -3,16 +3,26 @@ tables of a real PostgreSQL (the figure issue 14's "≥ 0.85 of the ceiling" div
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from bench.gen import CLIENT_HASH_KEY, DRAIN_TOKEN, ceiling_transactions, make_bodies
+from bench.gen import (
+    CLIENT_HASH_KEY,
+    DRAIN_TOKEN,
+    ceiling_transactions,
+    decoded_rows,
+    make_bodies,
+)
 from bench.run import describe_server, phase_ceiling
 from drain.inputs.logplex import decode_body
+from drain.records import PendingBatch
 from drain.settings import Settings
-from drain.store.tables import BATCH_COLUMNS, TABLES
+from drain.store.database import create_pool, use_drain_codecs
+from drain.store.tables import TABLES
+from drain.store.writer import Writer
 
 
 def test_transactions_hold_every_row_the_decoder_makes_with_the_batch_columns() -> None:
@@ -40,9 +50,8 @@ def test_transactions_hold_every_row_the_decoder_makes_with_the_batch_columns() 
         app=DRAIN_TOKEN,
     )
     # the first body use: its rows in body order, each followed by the batch columns
-    tail = (now, DRAIN_TOKEN, "ceil00000000")
+    tail = (now, DRAIN_TOKEN, "ceil00000000000000000000")
     assert raw[: per_body[0]] == [tuple(r) + tail for r in first.events]
-    assert len(BATCH_COLUMNS) == len(tail)
     routers_per_use = len(first.rows.get("router_requests", []))
     assert routers_per_use > 0  # the bodies hold router lines, stored by the service
     assert router[:routers_per_use] == [tuple(r) + tail for r in first.rows["router_requests"]]
@@ -73,3 +82,56 @@ async def test_phase_copies_every_table_and_checks_what_it_stored(migrated_url: 
         await conn.close()
     assert routers == sum(len(t.records.get("router_requests", [])) for t in transactions) > 0
     assert frames == len({r[-1] for t in transactions for r in t.records["raw_events"]})
+
+
+async def test_its_records_are_what_drain_s_writer_stores_for_the_same_body(
+    migrated_url: str,
+) -> None:
+    """One body written by drain.store.writer.Writer, as the service does, and the same
+    body's ceiling records: the same rows in every table, frame id aside."""
+    now = datetime.now(UTC).replace(microsecond=0)  # PostgreSQL keeps microseconds anyway
+    body = make_bodies(1, now=now, seed=13)
+    records = ceiling_transactions(body, len(body[0].events), now=now)[0].records
+    pool = await create_pool(migrated_url)
+    writer = Writer(pool, Settings.defaults().writer_config())
+    await writer.start()
+    try:
+        result = await writer.submit(
+            PendingBatch(DRAIN_TOKEN, "frame-1", now, decoded_rows(body, now=now)[0], [], 1)
+        )
+    finally:
+        await writer.close()
+        await pool.close()
+    assert result.stored == {name: len(rows) for name, rows in records.items()} | {"quarantine": 0}
+    conn = await asyncpg.connect(migrated_url)
+    try:
+        await use_drain_codecs(conn)
+        for name, rows in records.items():
+            columns = TABLES[name].columns
+            jsonb = {
+                r["column_name"]
+                for r in await conn.fetch(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_name = $1 AND data_type = 'jsonb'",
+                    name,
+                )
+            }
+            stored = await conn.fetch(f"SELECT {', '.join(columns)} FROM {name}")
+
+            def value(
+                row: tuple[object, ...], columns: tuple[str, ...] = columns, jsonb: set[str] = jsonb
+            ) -> tuple[object, ...]:
+                """The row without its frame id, jsonb compared as values (PostgreSQL
+                gives them back normalized)."""
+                return tuple(
+                    json.dumps(json.loads(v), sort_keys=True)
+                    if c in jsonb and isinstance(v, str)
+                    else v
+                    for c, v in zip(columns[:-1], row[:-1], strict=True)
+                )
+
+            assert sorted(map(repr, map(value, map(tuple, stored)))) == sorted(
+                map(repr, map(value, rows))
+            ), name
+    finally:
+        await conn.close()

@@ -4,7 +4,7 @@ checked against PostgreSQL over a real connection (one without the codec: asyncp
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 
 import asyncpg
 import pytest
@@ -125,6 +125,31 @@ def test_the_encoder_gives_the_same_bytes_with_values_repeated_and_alternating()
     assert [encoder(v) for v in sequence] == [encode_timestamptz(v) for v in sequence]
     with pytest.raises(TypeError, match="got 'str'"):
         encoder("2026-12-02")
+    for fresh in (TimestamptzEncoder(), encoder):  # an empty slot is no value
+        with pytest.raises(TypeError, match="got 'NoneType'"):
+            fresh(None)
+
+
+class _Shifting(tzinfo):
+    """A tzinfo whose offset is whatever ``hours`` says now."""
+
+    hours = 0
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=self.hours)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+
+def test_the_encoder_converts_a_value_of_a_tzinfo_of_its_own_each_time() -> None:
+    """Only fixed offsets are remembered: another tzinfo may answer differently later."""
+    zone = _Shifting()
+    value = datetime(2026, 12, 2, 12, 0, tzinfo=zone)
+    encoder = TimestamptzEncoder()
+    first = encoder(value)
+    zone.hours = 5
+    assert encoder(value) == encode_timestamptz(value) != first
 
 
 def test_the_encoder_reads_naive_values_in_the_current_local_time_each_time(
@@ -137,7 +162,7 @@ def test_the_encoder_reads_naive_values_in_the_current_local_time_each_time(
         monkeypatch.setenv("TZ", "UTC")
         time.tzset()
         in_utc = (encoder(naive), encoder(day))
-        monkeypatch.setenv("TZ", "Asia/Kolkata")
+        monkeypatch.setenv("TZ", "IST-5:30")  # POSIX: needs no tz database
         time.tzset()
         in_india = (encoder(naive), encoder(day))
         assert in_india == (encode_timestamptz(naive), encode_timestamptz(day))

@@ -44,7 +44,8 @@ def readme_sql() -> str:
 
 
 def test_quick_start_has_the_two_commands() -> None:
-    assert "```bash\npip install . && drain serve\n```" in README
+    venv = "python3.11 -m venv .venv && . .venv/bin/activate\n"
+    assert f"```bash\n{venv}pip install . && drain serve\n```" in README
     assert "```bash\npip install -e '.[dev]' && pytest\n```" in README
     # the first screen: what it is, the quick start, and where the data is
     assert README.index("## Looking at the data") < README.index("## Point Heroku at it")

@@ -91,21 +91,27 @@ def encode_timestamptz(value: object) -> bytes:
     return micros.to_bytes(8, "big", signed=True)
 
 
+#: what an empty slot of :class:`TimestamptzEncoder` holds (no value sent is this object)
+_EMPTY: Final = object()
+
+
 class TimestamptzEncoder:
-    """:func:`encode_timestamptz` that remembers its last two tz-aware datetimes, by identity.
+    """:func:`encode_timestamptz` that remembers its last two UTC datetimes, by identity.
 
     The writer appends the batch's one ``received_at`` object to each of its rows, after
     the row's own ``event_time``: in a COPY the two alternate, so with two slots the
-    batch's ``received_at`` is converted once per batch, not once per row. Only tz-aware
-    datetimes are remembered (immutable, and their bytes depend on nothing else; a naive
-    value or a date is read in the machine's current local time, which can change). One
+    batch's ``received_at`` is converted once per batch, not once per row. Only
+    ``datetime`` objects whose tzinfo is a fixed offset (``UTC`` or another
+    ``datetime.timezone``: what every decoder makes) are remembered; their bytes depend on
+    nothing else. Any other value is converted each time: a naive datetime or a date is
+    read in the machine's current local time, and another tzinfo's offset may change. One
     per connection (drain.store.database.use_drain_codecs): nothing is shared.
     """
 
     def __init__(self) -> None:
-        self._recent: object = None
+        self._recent: object = _EMPTY
         self._recent_bytes = b""
-        self._older: object = None
+        self._older: object = _EMPTY
         self._older_bytes = b""
 
     def __call__(self, value: object) -> bytes:
@@ -116,7 +122,10 @@ class TimestamptzEncoder:
             data = self._older_bytes
         else:
             data = encode_timestamptz(value)
-            if not isinstance(value, datetime) or value.tzinfo is None:
+            if type(value) is not datetime:
+                return data
+            zone = value.tzinfo
+            if zone is not UTC and type(zone) is not timezone:
                 return data
         self._older, self._older_bytes = self._recent, self._recent_bytes
         self._recent, self._recent_bytes = value, data
