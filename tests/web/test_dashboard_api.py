@@ -268,9 +268,21 @@ async def test_the_dashboard_reads_in_a_read_only_transaction(migrated_url: str)
 async def test_a_timed_out_page_says_so_with_503(migrated_url: str) -> None:
     await seed(migrated_url)
     app = dashboard_app(migrated_url, drain_dashboard_statement_timeout_s=0.001)
-    async with running(app) as client:
-        response = await get(client, "/api/rollups/payment_history", range="7d")
-        page = await get(client, "/rollups/payment_history", range="7d")
+    blocker = await asyncpg.connect(migrated_url)
+    try:
+        tables = await blocker.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename IN ('raw_events', 'payment_history')"
+        )
+        async with running(app) as client, blocker.transaction():
+            # A statement waiting for a lock counts against statement_timeout: with the
+            # tables held, every read of them outlasts 1 ms, however fast the machine.
+            names = ", ".join(t["tablename"] for t in tables)
+            await blocker.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+            response = await get(client, "/api/rollups/payment_history", range="7d")
+            page = await get(client, "/rollups/payment_history", range="7d")
+    finally:
+        await blocker.close()
     assert response.status_code == 503
     assert "DRAIN_DASHBOARD_STATEMENT_TIMEOUT_S" in response.json()["error"]
     assert page.status_code == 503
