@@ -834,7 +834,7 @@ def targets(phases: dict[str, list[Phase]]) -> str:
             continue
         r1 = med / ceil
         out.append(
-            f"- {name}: {r1:.0%} of the ceiling (target ≥ 85 %): {'PASS' if r1 >= 0.85 else 'FAIL'}"
+            f"- {name}: {r1:.1%} of the ceiling (target ≥ 85 %): {'PASS' if r1 >= 0.85 else 'FAIL'}"
         )
         us = statistics.median(_us_per_event(p.figures.service_cpu_s, p) for p in ps)
         why = "FAIL (bench/README.md, round 3: under this design's floor)"
@@ -972,7 +972,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         if served != here:
             print(
                 "- WARNING: this process and drain serve run different decode paths: "
-                "`pip install -e .` (an editable install) makes them the same"
+                "`pip install -e '.[dev]'` (an editable install) makes them the same"
             )
         print(
             f"- PostgreSQL: {kind}: {info['version'].split(' on ')[0]}, data_directory "
