@@ -18,12 +18,13 @@ lines), posted by the same load generator (closed loop, 32 connections), to:
 and, on this process (its garbage collector tuned as drain's workers are:
 drain.web.worker.tune_gc), one core each:
 
-5. ``decode_body`` of every body (drain.inputs.logplex), the decode stage alone;
-6. the COPY of every row the service writes for the bodies (bench.gen.ceiling_transactions)
-   over a pool connection of drain.store.database.create_pool (drain's codecs), 5000
+5. ``decode_body`` of every body (drain.inputs.logplex), the decode stage alone
+   (bench.run's decode phase);
+6. the COPY of every row the service writes for the bodies (bench.run's ceiling phase,
+   over a connection with drain's codecs: drain.store.database.use_drain_codecs), 5000
    events per transaction: asyncpg's encoding and sending, client side;
 7. ``drain.store.writer.Writer`` fed the decoded bodies (ledger claim, row building, COPY,
-   COMMIT), without HTTP or decoding;
+   COMMIT), without HTTP or decoding (bench.run's Writer phase);
 8. the same, each submitter decoding its body first.
 
 Each figure is CPU seconds (user + system) of the process tree that did the work, divided
@@ -32,8 +33,8 @@ HTTP server of this stack that decodes and COPYs the rows and does nothing else;
 the same stages run together in one process; what ``drain serve`` spends beyond (4) is its
 own glue (admission, bounds, the body budget, telemetry, the log line); (8), decode and
 Writer in this process with fresh rows per body, shows what running the stages together
-costs beyond their sum. Printed, never asserted; bench/README.md ("Floors") has the
-figures and what they say.
+costs beyond their sum. Printed, never asserted; bench/README.md (section "Round 3") has
+the figures and what they say.
 """
 
 from __future__ import annotations
@@ -43,24 +44,25 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.gen import (
-    CLIENT_HASH_KEY,
-    DRAIN_TOKEN,
-    Body,
-    ceiling_transactions,
-    decoded_rows,
-    make_bodies,
-)
+from bench.gen import Body, ceiling_transactions, make_bodies
 from bench.loadgen import prepare, run_load
 from bench.measure import Sampler, service_tree
-from bench.run import admin_server, git_commit
+from bench.run import (
+    Phase,
+    admin_server,
+    body_bytes_per_event,
+    describe_server,
+    git_commit,
+    phase_ceiling,
+    phase_decode,
+    phase_writer,
+)
 from bench.service import Service, migrate
 from drain.web.worker import tune_gc
 from testkit.pg import create_database, drop_database
@@ -143,102 +145,9 @@ async def http_phase(
     return Floor(name, res.acked_events, fig.service_cpu_s, res.duration_s)
 
 
-def decode_phase(bodies: list[Body], *, now: datetime, seconds: float) -> Floor:
-    """decode_body of the bodies, round-robin, for ``seconds`` on this process."""
-    from drain.inputs.logplex import decode_body
-    from drain.settings import Settings
-
-    defaults = Settings.defaults()
-    limits, rules = defaults.decode_limits(), defaults.line_rules(CLIENT_HASH_KEY)
-    events = 0
-    cpu0, t0 = time.process_time(), time.monotonic()
-    for i in range(10_000_000):  # bounded by the time too
-        if time.monotonic() - t0 > seconds:
-            break
-        b = bodies[i % len(bodies)]
-        events += len(decode_body(b.body, now=now, limits=limits, rules=rules).events)
-    return Floor(
-        "decode only (decode_body)", events, time.process_time() - cpu0, time.monotonic() - t0
-    )
-
-
-async def copy_phase(db_url: str, bodies: list[Body], *, now: datetime, events: int) -> Floor:
-    """The COPY of every row of ``events`` events (bench.gen.ceiling_transactions) over a
-    connection of drain's pool; this process's CPU."""
-    from drain.store.database import create_pool
-    from drain.store.tables import TABLES
-
-    transactions = ceiling_transactions(bodies, events, now=now)
-    pool = await create_pool(db_url, min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            for name in TABLES:
-                days = {TABLES[name].day(r) for t in transactions for r in t.records.get(name, ())}
-                for d in sorted(days):
-                    await conn.execute("SELECT drain_ensure_partition($1, $2)", name, d)
-            cpu0, t0 = time.process_time(), time.monotonic()
-            for t in transactions:
-                async with conn.transaction():
-                    for name, records in t.records.items():
-                        await conn.copy_records_to_table(
-                            name, records=records, columns=TABLES[name].columns
-                        )
-            cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-            await conn.execute("TRUNCATE raw_events, router_requests")
-    finally:
-        await pool.close()
-    return Floor("COPY only (asyncpg, drain's codecs)", events, cpu, wall)
-
-
-async def writer_phase(
-    db_url: str, bodies: list[Body], *, now: datetime, seconds: float, decode_each: bool = False
-) -> Floor:
-    """drain.store.writer.Writer fed the decoded bodies by 32 submitters; this process's CPU.
-    With ``decode_each`` every submitter decodes its body first (fresh rows each time, as
-    in the service), else the rows of one decode per body are submitted again and again."""
-    from drain.inputs.logplex import decode_body
-    from drain.records import PendingBatch
-    from drain.settings import Settings
-    from drain.store.database import create_pool
-    from drain.store.writer import Writer
-
-    defaults = Settings.defaults()
-    limits, rules = defaults.decode_limits(), defaults.line_rules(CLIENT_HASH_KEY)
-    decoded = decoded_rows(bodies, now=now)
-    pool = await create_pool(db_url)
-    writer = Writer(pool, defaults.writer_config())
-    await writer.start()
-    counter = iter(range(1_000_000))
-    prefix = uuid.uuid4().hex[:8]
-    stored = 0
-
-    async def submitter(deadline: float) -> None:
-        nonlocal stored
-        for k in counter:
-            if time.monotonic() > deadline:
-                return
-            if decode_each:
-                body = bodies[k % len(bodies)].body
-                rows = decode_body(body, now=now, limits=limits, rules=rules, app=DRAIN_TOKEN).rows
-            else:
-                rows = decoded[k % len(decoded)]
-            batch = PendingBatch(DRAIN_TOKEN, f"{prefix}{k:016d}", now, rows, [], 0)
-            res = await writer.submit(batch)
-            stored += res.events_stored
-
-    try:
-        cpu0, t0 = time.process_time(), time.monotonic()
-        await asyncio.gather(*(submitter(t0 + seconds) for _ in range(32)))
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
-    finally:
-        await writer.close()
-        await pool.close()
-    name = (
-        "decode_body + Writer, one process, no HTTP"
-        if decode_each
-        else "Writer only (claim, rows, COPY, COMMIT)"
-    )
-    return Floor(name, stored, cpu, wall)
+def _floor(phase: Phase) -> Floor:
+    """A phase of bench.run measured on this process, as a :class:`Floor`."""
+    return Floor(phase.name, phase.events, phase.figures.self_cpu_s, phase.wall_s)
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -264,48 +173,62 @@ async def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             workers = f"{w} worker{'s' if w > 1 else ''}"
-            serve = await http_phase(
-                f"drain serve, {workers}",
-                bodies,
-                db_url=db_url,
-                workers=w,
-                seconds=args.seconds,
-                log_dir=log_dir,
-            )
-            bare = await http_phase(
-                f"bare ASGI app, uvicorn {workers} (read the body, answer 200)",
-                bodies,
-                db_url=db_url,
-                workers=w,
-                seconds=args.seconds,
-                log_dir=log_dir,
-                app=("bench.floor_app:asgi", False),
-            )
-            fastapi = await http_phase(
-                f"FastAPI route, uvicorn {workers} (stream the body, answer 200)",
-                bodies,
-                db_url=db_url,
-                workers=w,
-                seconds=args.seconds,
-                log_dir=log_dir,
-                app=("bench.floor_app:fastapi_app", True),
-            )
-            pipeline = await http_phase(
-                f"FastAPI route + decode_body + Writer, uvicorn {workers} (no glue)",
-                bodies,
-                db_url=db_url,
-                workers=w,
-                seconds=args.seconds,
-                log_dir=log_dir,
-                app=("bench.floor_app:pipeline_app", True),
-            )
+            served: list[Floor] = []
+            for name, app in (
+                (f"drain serve, {workers}", None),
+                (
+                    f"bare ASGI app, uvicorn {workers} (read the body, answer 200)",
+                    ("bench.floor_app:asgi", False),
+                ),
+                (
+                    f"FastAPI route, uvicorn {workers} (stream the body, answer 200)",
+                    ("bench.floor_app:fastapi_app", True),
+                ),
+                (
+                    f"FastAPI route + decode_body + Writer, uvicorn {workers} (no glue)",
+                    ("bench.floor_app:pipeline_app", True),
+                ),
+            ):
+                served.append(
+                    await http_phase(
+                        name,
+                        bodies,
+                        db_url=db_url,
+                        workers=w,
+                        seconds=args.seconds,
+                        log_dir=log_dir,
+                        app=app,
+                    )
+                )
+            serve, bare, fastapi, pipeline = served
             tune_gc()  # the in-process phases collect as drain's workers do
-            decode = decode_phase(bodies, now=now, seconds=min(args.seconds, 5.0))
-            copy = await copy_phase(db_url, bodies, now=now, events=300_000)
-            writer = await writer_phase(db_url, bodies, now=now, seconds=min(args.seconds, 8.0))
-            both = await writer_phase(
-                db_url, bodies, now=now, seconds=min(args.seconds, 8.0), decode_each=True
+            decode = _floor(phase_decode(bodies, now=now, max_s=min(args.seconds, 5.0)))
+            pm_pid = int((await describe_server(admin_url))["postmaster_pid"])
+            copy = _floor(
+                await phase_ceiling(
+                    db_url,
+                    dbname,
+                    pm_pid,
+                    ceiling_transactions(bodies, 300_000, now=now),
+                    body_bytes_per_event(bodies),
+                    drain_codecs=True,
+                )
             )
+            in_process: list[Floor] = []
+            for decode_each in (False, True):
+                phase = await phase_writer(
+                    db_url,
+                    dbname,
+                    pm_pid,
+                    bodies,
+                    now=now,
+                    submitters=32,
+                    max_s=min(args.seconds, 8.0),
+                    max_batches=1_000_000,
+                    decode_each=decode_each,
+                )
+                in_process.append(_floor(phase))
+            writer, both = in_process
         finally:
             await drop_database(admin_url, dbname)
     rows = [serve, bare, fastapi, pipeline, decode, copy, writer, both]

@@ -78,6 +78,7 @@ def pipeline_app() -> FastAPI:
     """``POST /logs``: read, decode_body, Writer.submit (wait for COMMIT), answer 200."""
     import os
 
+    from bench.gen import CLIENT_HASH_KEY
     from drain.inputs.logplex import decode_body
     from drain.records import PendingBatch
     from drain.settings import Settings
@@ -86,7 +87,7 @@ def pipeline_app() -> FastAPI:
     from drain.web.worker import tune_gc
 
     defaults = Settings.defaults()
-    limits, rules = defaults.decode_limits(), defaults.line_rules(b"bench: a fixed key")
+    limits, rules = defaults.decode_limits(), defaults.line_rules(CLIENT_HASH_KEY)
     writers: list[Writer] = []
 
     @asynccontextmanager

@@ -210,9 +210,14 @@ async def phase_ceiling(
     pm_pid: int,
     transactions: list[CeilingTransaction],
     bpe: float,
+    *,
+    drain_codecs: bool = False,
 ) -> Phase:
     """COPY the prepared records of every table, one transaction each, over one connection;
-    its events are the ``raw_events`` records (router rows ride along, as in the service)."""
+    its events are the ``raw_events`` records (router rows ride along, as in the service).
+    With ``drain_codecs`` the connection has the pool's codecs
+    (drain.store.database.use_drain_codecs), else asyncpg's own."""
+    from drain.store.database import use_drain_codecs
     from drain.store.tables import TABLES
 
     await reset(db_url)
@@ -223,6 +228,8 @@ async def phase_ceiling(
             expected[name] = expected.get(name, 0) + len(records)
     conn = await asyncpg.connect(db_url)
     try:
+        if drain_codecs:
+            await use_drain_codecs(conn)
         for name in expected:
             table = TABLES[name]
             days = sorted({table.day(r) for t in transactions for r in t.records.get(name, ())})
@@ -248,7 +255,7 @@ async def phase_ceiling(
     finally:
         await conn.close()
     return Phase(
-        "ceiling",
+        "COPY only (asyncpg, drain's codecs)" if drain_codecs else "ceiling",
         events,
         wall,
         int(events * bpe),
@@ -493,23 +500,29 @@ async def phase_writer(
     submitters: int,
     max_s: float,
     max_batches: int,
+    decode_each: bool = False,
 ) -> Phase:
     """``drain.store.writer.Writer`` alone, as the service builds it, fed pre-decoded batches
     (each body's rows of every table, events and router rows, from the service's decoder).
+    With ``decode_each`` every submitter decodes its body first (fresh rows each time, as in
+    the service: bench.floor), else each body's rows of one decode are submitted again.
 
     ``submitters`` tasks each submit a batch (unique frame id) and wait for its COMMIT,
     like the service's requests; no HTTP and no decoding, so this is the writer's own
     ceiling on one event loop.
     """
+    from drain.inputs.logplex import decode_body
     from drain.records import PendingBatch
     from drain.settings import Settings
     from drain.store.database import create_pool
     from drain.store.writer import Writer
 
+    defaults = Settings.defaults()
+    limits, rules = defaults.decode_limits(), defaults.line_rules(CLIENT_HASH_KEY)
     decoded = decoded_rows(list(bodies), now=now)
     await reset(db_url)
     pool = await create_pool(db_url)
-    writer = Writer(pool, Settings.defaults().writer_config())
+    writer = Writer(pool, defaults.writer_config())
     await writer.start()
     counter = iter(range(max_batches))
     prefix = uuid.uuid4().hex[:8]
@@ -522,12 +535,17 @@ async def phase_writer(
             if time.monotonic() > deadline:
                 return
             b = bodies[k % len(bodies)]
+            rows = (
+                decode_body(b.body, now=now, limits=limits, rules=rules, app=DRAIN_TOKEN).rows
+                if decode_each
+                else decoded[k % len(bodies)]
+            )
             res = await writer.submit(
                 PendingBatch(
                     drain_token=DRAIN_TOKEN,
                     frame_id=f"{prefix}{k:016d}",  # the load generator's 24 characters
                     received_at=now,
-                    rows=decoded[k % len(bodies)],
+                    rows=rows,
                     quarantined=[],
                     size_bytes=len(b.body),
                 )
@@ -555,7 +573,9 @@ async def phase_writer(
         else (f"MISMATCH {stored} != {stored_events}")
     )
     return Phase(
-        "drain Writer only (no HTTP, no decode)",
+        "decode_body + Writer, one process, no HTTP"
+        if decode_each
+        else "drain Writer only (no HTTP, no decode)",
         stored_events,
         wall,
         body_bytes,
